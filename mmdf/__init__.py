@@ -1,0 +1,3 @@
+"""mmdf: audio-video deepfake detection."""
+
+__version__ = "0.1.0"

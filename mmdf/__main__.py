@@ -1,0 +1,5 @@
+import sys
+
+from mmdf.cli import main
+
+sys.exit(main())

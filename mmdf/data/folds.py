@@ -1,0 +1,119 @@
+"""Deterministic k-fold assignment of the train clips, written once and reused.
+
+Both branches and the stacker read the same ``folds.csv`` so that their
+out-of-fold predictions line up; the stacker refuses predictions made with
+other folds (that would leak labels into its estimate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from mmdf.data.config import FoldConfig
+from mmdf.data.labels import NAME_COL, TARGET_COL
+from mmdf.errors import MmdfError, list_offenders
+
+FOLD_COL = "fold"
+
+
+def make_folds(train: pd.DataFrame, cfg: FoldConfig) -> pd.DataFrame:
+    """Assign a fold to every train clip: ``video_name, target, fold`` in input order.
+
+    StratifiedKFold (shuffled with ``cfg.seed``); StratifiedGroupKFold when a
+    groups file is configured, so that one group (e.g. identity) stays in one fold.
+    """
+    y = train[TARGET_COL].to_numpy().astype(int)
+    if np.bincount(y, minlength=2).min() < cfg.n_splits:
+        raise MmdfError(
+            f"cannot make {cfg.n_splits} stratified folds: the train labels have "
+            f"{int((y == 0).sum())} real and {int((y == 1).sum())} fake clips; "
+            "lower folds.n_splits"
+        )
+    fold = np.full(len(train), -1, dtype=int)
+    if cfg.groups_file:
+        groups = _read_groups(train, cfg)
+        splitter = StratifiedGroupKFold(cfg.n_splits, shuffle=True, random_state=cfg.seed)
+        splits = splitter.split(np.zeros(len(y)), y, groups)
+    else:
+        splitter = StratifiedKFold(cfg.n_splits, shuffle=True, random_state=cfg.seed)
+        splits = splitter.split(np.zeros(len(y)), y)
+    for k, (_, held_out) in enumerate(splits):
+        fold[held_out] = k
+    out = pd.DataFrame({NAME_COL: train[NAME_COL].to_numpy(), TARGET_COL: y, FOLD_COL: fold})
+    check_folds(out, cfg.n_splits)
+    return out
+
+
+def _read_groups(train: pd.DataFrame, cfg: FoldConfig) -> np.ndarray:
+    path = Path(cfg.groups_file)
+    if not path.is_file():
+        raise MmdfError(f"folds.groups_file not found: {path}")
+    groups = pd.read_csv(path, dtype=str)
+    if NAME_COL not in groups or cfg.group_column not in groups:
+        raise MmdfError(
+            f"{path} must have columns '{NAME_COL}' and '{cfg.group_column}' (folds.group_column); "
+            f"it has {', '.join(groups.columns)}"
+        )
+    mapping = groups.drop_duplicates(NAME_COL).set_index(NAME_COL)[cfg.group_column]
+    g = train[NAME_COL].map(mapping)
+    if g.isna().any():
+        raise MmdfError(
+            f"{path}: no group for {int(g.isna().sum())} train clip(s): "
+            f"{list_offenders(train.loc[g.isna(), NAME_COL].tolist())}"
+        )
+    return g.to_numpy()
+
+
+def check_folds(folds: pd.DataFrame, n_splits: int | None = None) -> None:
+    """Every clip out-of-fold exactly once, folds numbered 0..k-1 and all present."""
+    if folds[NAME_COL].duplicated().any():
+        dup = folds.loc[folds[NAME_COL].duplicated(), NAME_COL].tolist()
+        raise MmdfError(f"folds have leaks: clips in more than one fold: {list_offenders(dup)}")
+    present = sorted(folds[FOLD_COL].unique().tolist())
+    k = n_splits if n_splits is not None else len(present)
+    if present != list(range(k)):
+        raise MmdfError(f"folds must be numbered 0..{k - 1} with none empty; found {present}")
+
+
+def load_or_make_folds(path: str | Path, train: pd.DataFrame, cfg: FoldConfig) -> pd.DataFrame:
+    """Read ``path`` if it exists (checking it matches the train labels), else make and write it."""
+    path = Path(path)
+    if not path.exists():
+        folds = make_folds(train, cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        folds.to_csv(tmp, index=False)
+        tmp.replace(path)
+        return folds
+    folds = pd.read_csv(path, dtype={NAME_COL: str})
+    check_folds(folds)
+    assert_same_clips(folds, train, str(path))
+    if folds[FOLD_COL].nunique() != cfg.n_splits:
+        raise MmdfError(
+            f"{path} has {folds[FOLD_COL].nunique()} folds but folds.n_splits={cfg.n_splits}; "
+            "delete it to re-split, or set folds.n_splits to match"
+        )
+    return folds
+
+
+def assert_same_clips(folds: pd.DataFrame, train: pd.DataFrame, where: str) -> None:
+    """The folds file must cover exactly the train clips, with the same targets."""
+    a = set(folds[NAME_COL])
+    b = set(train[NAME_COL])
+    if a != b:
+        raise MmdfError(
+            f"{where} does not match the train labels: {len(b - a)} clip(s) without a fold "
+            f"({list_offenders(sorted(b - a))}), {len(a - b)} unknown; delete it to re-split"
+        )
+    t = train.set_index(NAME_COL)[TARGET_COL].astype(int)
+    f = folds.set_index(NAME_COL)[TARGET_COL].astype(int)
+    diff = (t != f.reindex(t.index))
+    if diff.any():
+        raise MmdfError(
+            f"{where}: targets differ from the train labels for {int(diff.sum())} clip(s): "
+            f"{list_offenders(t.index[diff].tolist())}; delete it to re-split"
+        )

@@ -1,0 +1,1 @@
+"""A synthetic FFDV-layout audio-video deepfake dataset for demos and tests."""

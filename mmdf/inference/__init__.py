@@ -1,0 +1,1 @@
+"""Scoring new clips with a trained run."""

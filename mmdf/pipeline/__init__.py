@@ -1,0 +1,1 @@
+"""The one-command demo: data, prepare, train both branches, stack, report."""

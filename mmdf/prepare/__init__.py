@@ -1,0 +1,1 @@
+"""Turn clips into cached model inputs: mel-spectrogram images and face crops."""

@@ -1,0 +1,1 @@
+"""LightGBM stacking of the branches, baselines, submission and report."""

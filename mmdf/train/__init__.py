@@ -1,0 +1,1 @@
+"""One k-fold trainer shared by the audio and the visual branch."""
