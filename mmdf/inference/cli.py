@@ -8,8 +8,26 @@ HELP = "score new clips with a trained run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--run", required=True, help="a finished run folder, e.g. runs/baseline")
+    parser.add_argument("inputs", nargs="+", metavar="PATH",
+                        help=".mp4 files, folders of them, or a text list of paths (one a line)")
+    parser.add_argument("--out", default="scores.csv", help="output CSV (default scores.csv)")
+    parser.add_argument("--batch-size", type=int, default=256, help="clips prepared and scored per chunk")
+    parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("mmdf predict is not built yet")
+    from pathlib import Path
+
+    from mmdf.inference.predict import predict_clips
+
+    scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(out, index=False)
+    bad = scores["status"] != "ok"
+    print(f"scored {len(scores)} clip(s) -> {out}"
+          + (f" ({int(bad.sum())} with status other than ok: "
+             f"{', '.join(f'{s} {n}' for s, n in scores.loc[bad, 'status'].value_counts().items())})"
+             if bad.any() else ""))
+    return 0

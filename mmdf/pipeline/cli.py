@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "run the whole pipeline on the built-in demo data"
+HELP = "run the whole pipeline (data, prepare, both branches, stack, report) on the built-in demo data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--force", action="store_true", help="redo every step even where its outputs exist")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides applied to every demo config, e.g. experiment=demo2")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("mmdf demo is not built yet")
+    from mmdf.pipeline.demo import run_demo
+
+    run_demo(args.overrides, force=args.force)
+    return 0

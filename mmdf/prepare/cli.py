@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import argparse
 
+from mmdf.config import add_config_arguments, config_from_args
+
 HELP = "preprocess clips into cached mel spectrograms and face crops"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--shard", metavar="i/N", default=None,
+        help="process only shard i of N (0-based), e.g. one task of a cluster array job; "
+        "then run `mmdf prepare --merge` once all shards are done",
+    )
+    parser.add_argument("--merge", action="store_true", help="join the shards' results into the manifest")
+    parser.add_argument("--force", action="store_true", help="redo clips that are already prepared")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default prepare.workers; 0 = all cores)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("mmdf prepare is not built yet")
+    from mmdf.errors import MmdfError
+    from mmdf.prepare.cache import cache_root
+    from mmdf.prepare.runner import merge_shards, prepare_dataset
+
+    cfg = config_from_args(args)
+    if args.workers is not None:
+        cfg.prepare.workers = args.workers
+    if args.merge:
+        if args.shard:
+            raise MmdfError("--merge joins all shards; do not pass --shard with it")
+        manifest = merge_shards(cfg)
+    else:
+        manifest = prepare_dataset(cfg, shard=args.shard, force=args.force)
+    counts = manifest["status"].value_counts().to_dict()
+    print(f"{len(manifest)} clips: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if not args.shard or args.shard.endswith("/1") or args.merge:
+        print(f"manifest: {cache_root(cfg) / 'manifest.parquet'}")
+    return 0

@@ -1,4 +1,4 @@
-"""Parameters of preprocessing; they key the feature cache."""
+"""Parameters of preprocessing; the ones that change the features key the cache."""
 
 from __future__ import annotations
 
@@ -7,26 +7,60 @@ from dataclasses import dataclass, field
 
 @dataclass
 class MelConfig:
-    """Mel-spectrogram image; defaults reproduce the FFDV reference recipe."""
+    """Mel-spectrogram image; defaults reproduce the FFDV reference recipe exactly.
+
+    Reference (``generate_mel_spectrogram``): audio as ``librosa.load`` gives it
+    (mono, 22,050 Hz, soxr_hq), ``librosa.feature.melspectrogram`` with 128 mels
+    and librosa's other defaults, ``power_to_db(ref=np.max)``, min-max to uint8,
+    bilinear resize to 256x256.
+    """
 
     sample_rate: int = 22050
     n_mels: int = 128
     n_fft: int = 2048
     hop_length: int = 512
-    image_size: int = 256
+    fmin: float = 0.0
+    fmax: float | None = None  # None = sample_rate / 2 (librosa's default; the notebook's fmax is unused)
+    top_db: float | None = 80.0
+    image_size: int = 256  # output image is (image_size, image_size) uint8
+    resample_quality: str = "soxr_hq"  # librosa res_type used by librosa.load
+    pad_to_container: bool = True  # pad/cut audio to the container's duration, as moviepy does
 
 
 @dataclass
 class FaceConfig:
-    """Face sampling, detection and cropping."""
+    """Face sampling, detection, tracking and cropping."""
 
-    num_frames: int = 16
-    margin: float = 0.3
-    crop_size: int = 224
+    num_frames: int = 16  # K frames spread evenly over the clip (all frames when fewer)
+    # Decode only frames other frames refer to (skips most B-frames, about half the
+    # decoding); each of the K targets then gets the nearest decoded frame.
+    skip_nonref: bool = True
+    detect_size: int = 640  # longer side of the frame MTCNN sees; boxes are mapped back
+    min_face_size: int = 32  # MTCNN's smallest face, in pixels at detect_size (~96 px in 1080p)
+    thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])
+    min_confidence: float = 0.9  # detections below this are ignored
+    # Whole-frame detection on every n-th sampled frame (and the last); in the frames
+    # between, the main face is re-detected only in a small region around its
+    # interpolated box. 1 = whole-frame detection on every frame.
+    detect_every: int = 4
+    roi_scale: float = 2.0  # side of that region, in face-box sides
+    roi_size: int = 96  # the region is resized to roi_size x roi_size pixels for MTCNN
+    track_iou: float = 0.2  # least box overlap to follow the main face to the next frame
+    margin: float = 0.3  # added on each side of the (squared) face box, as a share of its size
+    crop_size: int = 224  # crops are (crop_size, crop_size, 3) RGB uint8
+    batch_size: int = 16  # frames per MTCNN call; bounds detector memory
 
 
 @dataclass
 class PrepareConfig:
-    workers: int = 0  # 0 = all cores
+    """How `mmdf prepare` runs; only ``mel``, ``faces`` and ``min_duration`` change the cache key."""
+
+    workers: int = 0  # worker processes; 0 = all cores
+    device: str = "cpu"  # MTCNN device in each worker, e.g. "cuda" or "cuda:1"
+    min_duration: float = 1.0  # seconds; a shorter audio or video stream is `too_short`
+    progress: bool = True  # tqdm bar with clips/s and ETA
+    # Run clips in worker processes, so that a decoder crash costs one clip, not the run;
+    # false runs them in this process (debugging, a handful of clips for `mmdf predict`).
+    isolate: bool = True
     mel: MelConfig = field(default_factory=MelConfig)
     faces: FaceConfig = field(default_factory=FaceConfig)

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import argparse
 
+from mmdf.config import add_config_arguments, config_from_args
+from mmdf.errors import MmdfError
+
 HELP = "train the audio or visual branch with k-fold OOF"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    # One sub-parser per branch, so that `key=value` overrides may follow the options.
+    branches = parser.add_subparsers(dest="branch", metavar="BRANCH", required=True)
+    for name, what in (("audio", "mel-spectrogram images"), ("visual", "face crops")):
+        p = branches.add_parser(name, help=f"the {name} branch ({what})",
+                                description=f"{HELP}: the {name} branch ({what})")
+        p.add_argument("--folds", default=None, metavar="K[,K...]",
+                       help="train only these folds, e.g. 0,2 (default: all)")
+        p.add_argument("--force", action="store_true",
+                       help="retrain the folds from scratch instead of skipping or resuming them")
+        add_config_arguments(p)
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise MmdfError(f"--folds must be comma-separated fold numbers like 0,2; got '{text}'") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("mmdf train is not built yet")
+    from mmdf.train.trainer import train_branch
+
+    cfg = config_from_args(args)
+    out = train_branch(cfg, args.branch, folds=parse_folds(args.folds), force=args.force)
+    print(f"{args.branch} branch outputs: {out}")
+    return 0

@@ -1,0 +1,126 @@
+"""Where prepared features live, keyed by the parameters that made them, and crash-safe writes.
+
+Layout under ``<data.cache_dir>/prep-<key>/`` (``key`` hashes the feature
+parameters, so changing ``n_mels`` or ``num_frames`` starts a new cache and the
+same parameters reuse it)::
+
+    params.json                      the parameters behind the key
+    mel/<split>/<clip>.npy           (H, W) uint8 mel image
+    faces/<split>/<clip>.npy         (N, S, S, 3) uint8 face crops
+    journal/shard-<i>-of-<n>.jsonl   one line per finished clip, appended as clips finish
+    manifest.parquet                 every clip of the label files, written at the end
+
+Every file is written under a temporary name and renamed, so a killed run
+leaves either a whole file or none; a torn last journal line is ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Bump when the feature code changes what it writes for the same parameters.
+FEATURE_VERSION = 1
+# Parameters that change how fast features are made, not what they are.
+NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
+
+
+def _key_fields(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {
+            f.name: _key_fields(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in NOT_IN_KEY
+        }
+    if isinstance(value, (list, tuple)):
+        return [_key_fields(v) for v in value]
+    return value
+
+
+def feature_params(prepare_cfg) -> dict:
+    """The parameters that determine the cached features (a plain dict)."""
+    return {"version": FEATURE_VERSION, **_key_fields(prepare_cfg)}
+
+
+def cache_key(prepare_cfg) -> str:
+    blob = json.dumps(feature_params(prepare_cfg), sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def cache_root(cfg) -> Path:
+    """``<data.cache_dir>/prep-<key>`` for a :class:`mmdf.config.Config`."""
+    return Path(cfg.data.cache_dir) / f"prep-{cache_key(cfg.prepare)}"
+
+
+def clip_stem(split: str, video_name: str, path: str | Path | None = None) -> str:
+    """File stem of a clip's features; clips outside the label files get a path hash (names may repeat)."""
+    stem = Path(video_name).stem
+    if split == "predict" and path is not None:
+        digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]
+        stem = f"{stem}-{digest}"
+    return stem
+
+
+def feature_relpath(kind: str, split: str, stem: str) -> str:
+    """Path of a feature file relative to the cache root (``kind`` is 'mel' or 'faces')."""
+    return f"{kind}/{split}/{stem}.npy"
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def save_array(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` under a temporary name, then an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_parquet(path: str | Path, frame) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_journal(root: Path) -> dict[tuple[str, str], dict]:
+    """Finished clips from every shard's journal: (split, video_name) -> row; the latest row wins."""
+    rows: dict[tuple[str, str], dict] = {}
+    journal_dir = Path(root) / "journal"
+    if not journal_dir.is_dir():
+        return rows
+    for file in sorted(journal_dir.glob("*.jsonl")):
+        with open(file, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # torn last line of a killed run
+                key = (row["split"], row["video_name"])
+                if key not in rows or row.get("prepared_at", 0) >= rows[key].get("prepared_at", 0):
+                    rows[key] = row
+    return rows
+
+
+def features_present(root: Path, row: dict) -> bool:
+    """Whether the feature files a journal row names still exist."""
+    return all((Path(root) / row[k]).is_file() for k in ("mel_file", "faces_file") if row.get(k))

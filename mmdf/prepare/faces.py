@@ -1,0 +1,239 @@
+"""The visual branch's input: crops of a clip's main face over K sampled frames.
+
+Detection dominates the cost (MTCNN on a 1080p frame takes far longer than
+decoding it), so frames are downscaled to ``detect_size`` before detection and
+the boxes mapped back to full resolution, as the DFDC winners did; crops are
+cut from the full-resolution frames. The main face is the most confident,
+largest one; it is followed across frames by box overlap so that every crop of
+a clip shows the same person even when several are in view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmdf.prepare.config import FaceConfig
+from mmdf.prepare.media import read_frames
+
+
+@dataclass
+class Detection:
+    """Faces found in one frame, in full-resolution pixels: boxes (n, 4) x1,y1,x2,y2 and probs (n,)."""
+
+    boxes: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass
+class FaceResult:
+    """Crops (N, S, S, 3) RGB uint8 of the main face, N = frames where it was found."""
+
+    crops: np.ndarray
+    frames_sampled: int
+    frames_with_face: int
+    conf_mean: float  # mean MTCNN probability of the main face over those frames; NaN when none
+    boxes: np.ndarray  # (N, 4) full-resolution boxes of the crops
+    frame_indices: np.ndarray  # (N,) clip frame index of each crop
+
+
+class FaceDetector:
+    """MTCNN over batches of downscaled frames; create once per worker process (it loads weights)."""
+
+    def __init__(self, cfg: FaceConfig, device: str = "cpu"):
+        from facenet_pytorch import MTCNN
+
+        self.cfg = cfg
+        self.mtcnn = MTCNN(
+            keep_all=True, min_face_size=cfg.min_face_size, thresholds=list(cfg.thresholds),
+            device=device,
+        )
+
+    def detect(self, frames: np.ndarray, downscale: bool = True) -> list[Detection]:
+        """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call."""
+        import cv2
+        import torch
+
+        if len(frames) == 0:
+            return []
+        height, width = frames.shape[1:3]
+        scale = min(1.0, self.cfg.detect_size / max(height, width)) if downscale else 1.0
+        out: list[Detection] = []
+        for start in range(0, len(frames), max(1, self.cfg.batch_size)):
+            batch = frames[start : start + self.cfg.batch_size]
+            if scale < 1.0:
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in batch])
+            with torch.inference_mode():
+                boxes, probs = self.mtcnn.detect(batch)
+            for b, p in zip(boxes, probs):
+                if b is None:
+                    out.append(Detection(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
+                else:
+                    out.append(Detection((np.asarray(b) / scale).astype(np.float32), np.asarray(p, np.float32)))
+        return out
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box (4,) with boxes (n, 4)."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def track_main_face(
+    detections: list[Detection], min_confidence: float = 0.9, track_iou: float = 0.2, max_seeds: int = 8
+) -> list[tuple[np.ndarray, float] | None]:
+    """Per frame, the main face's (box, prob) or None.
+
+    Each confident face (the ``max_seeds`` largest x most probable) seeds a track
+    followed forwards and backwards to the box that overlaps the last one found
+    most (IoU >= ``track_iou``). The main face is the track with the largest
+    sum of area x probability over its frames: the largest, most confident face,
+    counted in every frame it is seen, so a person in view throughout wins over
+    a one-frame false detection.
+    """
+    confident = []
+    for det in detections:
+        keep = det.probs >= min_confidence
+        confident.append(Detection(det.boxes[keep], det.probs[keep]))
+    seeds = []
+    for t, det in enumerate(confident):
+        areas = (det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])
+        seeds += [(float(a * p), t, i) for i, (a, p) in enumerate(zip(areas, det.probs))]
+    best: list[tuple[np.ndarray, float] | None] = [None] * len(detections)
+    best_rank = 0.0
+    for _, t0, i0 in sorted(seeds, reverse=True)[:max_seeds]:
+        track = _follow(confident, t0, i0, track_iou)
+        rank = sum(float((b[2] - b[0]) * (b[3] - b[1]) * p) for b, p in filter(None, track))
+        if rank > best_rank:
+            best, best_rank = track, rank
+    return best
+
+
+def _follow(confident: list[Detection], t0: int, i0: int, track_iou: float) -> list[tuple[np.ndarray, float] | None]:
+    track: list[tuple[np.ndarray, float] | None] = [None] * len(confident)
+    track[t0] = (confident[t0].boxes[i0], float(confident[t0].probs[i0]))
+    for direction in (range(t0 + 1, len(confident)), range(t0 - 1, -1, -1)):
+        last = confident[t0].boxes[i0]
+        for t in direction:
+            det = confident[t]
+            if not len(det.probs):
+                continue
+            ious = box_iou(last, det.boxes)
+            i = int(np.argmax(ious))
+            if ious[i] >= track_iou:
+                track[t] = (det.boxes[i], float(det.probs[i]))
+                last = det.boxes[i]
+    return track
+
+
+def crop_face(frame: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:
+    """Square crop (size, size, 3) around ``box`` widened by ``margin`` of its side on each side.
+
+    Parts outside the frame are black, so the face keeps its aspect and place.
+    """
+    return _cut(frame, *square_region(box, 1 + 2 * margin), size)
+
+
+def square_region(box: np.ndarray, scale: float) -> tuple[float, float, float]:
+    """(x0, y0, side) of the square of ``scale`` box sides centred on ``box``."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = max(box[2] - box[0], box[3] - box[1]) * scale
+    return cx - side / 2, cy - side / 2, side
+
+
+def _interpolate(track: dict[int, tuple[np.ndarray, float]], t: int) -> np.ndarray | None:
+    before = [k for k in track if k < t]
+    after = [k for k in track if k > t]
+    if before and after:
+        a, b = max(before), min(after)
+        w = (t - a) / (b - a)
+        return (1 - w) * track[a][0] + w * track[b][0]
+    if before or after:
+        return track[max(before)][0] if before else track[min(after)][0]
+    return None
+
+
+def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) -> list[tuple[np.ndarray, float] | None]:
+    """Per frame (N, H, W, 3), the main face's (box, prob) or None.
+
+    Whole-frame detection runs on key frames only (every ``detect_every``-th and
+    the last); in the frames between, MTCNN looks only at a small region around
+    the box interpolated from the neighbouring key frames, which costs a small
+    fraction of a whole frame. A face found in no key frame is searched for in
+    every frame, so a clip is called ``no_face`` only after a full search.
+    """
+    n = len(frames)
+    step = max(1, cfg.detect_every)
+    keys = sorted(set(range(0, n, step)) | {n - 1})
+    key_track = track_main_face(detector.detect(frames[keys]), cfg.min_confidence, cfg.track_iou)
+    track: dict[int, tuple[np.ndarray, float]] = {t: hit for t, hit in zip(keys, key_track) if hit is not None}
+    others = [t for t in range(n) if t not in keys]
+    if not others:
+        return [track.get(t) for t in range(n)]
+    if not track:  # nothing in the key frames: full search before calling it no_face
+        return track_main_face(detector.detect(frames), cfg.min_confidence, cfg.track_iou)
+    regions, rois = [], []
+    for t in others:
+        x0, y0, side = square_region(_interpolate(track, t), cfg.roi_scale)
+        regions.append((t, x0, y0, side))
+        rois.append(_cut(frames[t], x0, y0, side, cfg.roi_size))
+    for (t, x0, y0, side), det in zip(regions, detector.detect(np.stack(rois), downscale=False)):
+        keep = det.probs >= cfg.min_confidence
+        if not keep.any():
+            continue
+        boxes = det.boxes[keep] * (side / cfg.roi_size) + np.array([x0, y0, x0, y0], dtype=np.float32)
+        ious = box_iou(_interpolate(track, t), boxes)
+        i = int(np.argmax(ious))
+        if ious[i] >= cfg.track_iou:
+            track[t] = (boxes[i], float(det.probs[keep][i]))
+    return [track.get(t) for t in range(n)]
+
+
+def _cut(frame: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
+    """The square (x0, y0, side) of ``frame``, black outside it, resized to (size, size, 3)."""
+    import cv2
+
+    x1, y1, n = int(round(x0)), int(round(y0)), max(1, int(round(side)))
+    h, w = frame.shape[:2]
+    canvas = np.zeros((n, n, 3), dtype=np.uint8)
+    fx1, fy1, fx2, fy2 = max(x1, 0), max(y1, 0), min(x1 + n, w), min(y1 + n, h)
+    if fx2 > fx1 and fy2 > fy1:
+        canvas[fy1 - y1 : fy2 - y1, fx1 - x1 : fx2 - x1] = frame[fy1:fy2, fx1:fx2]
+    interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interp)
+
+
+def faces_from_frames(
+    frames: np.ndarray, indices: np.ndarray, detector: FaceDetector, cfg: FaceConfig
+) -> FaceResult:
+    """Detect, follow and crop the main face in already decoded frames (N, H, W, 3)."""
+    track = find_main_face(frames, detector, cfg)
+    found = [t for t, hit in enumerate(track) if hit is not None]
+    crops = np.zeros((len(found), cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8)
+    for j, t in enumerate(found):
+        crops[j] = crop_face(frames[t], track[t][0], cfg.margin, cfg.crop_size)
+    probs = [track[t][1] for t in found]
+    return FaceResult(
+        crops=crops,
+        frames_sampled=len(frames),
+        frames_with_face=len(found),
+        conf_mean=float(np.mean(probs)) if probs else float("nan"),
+        boxes=np.array([track[t][0] for t in found], dtype=np.float32).reshape(-1, 4),
+        frame_indices=np.asarray(indices)[found],
+    )
+
+
+def prepare_clip_faces(path: str | Path, cfg: FaceConfig, detector: FaceDetector | None = None) -> FaceResult:
+    """Face crops of one clip (K frames sampled by seeking); raises ``MediaError`` when undecodable."""
+    detector = detector or FaceDetector(cfg)
+    frames, indices = read_frames(path, cfg.num_frames, cfg.skip_nonref)
+    return faces_from_frames(frames, indices, detector, cfg)

@@ -1,0 +1,150 @@
+"""The methods compared against the LightGBM stacker, all on the same feature frame.
+
+Every method is a scikit-learn-style estimator taking the frame of
+:func:`mmdf.stack.features.build_features`, so one cross-validation loop
+serves all. How each treats a branch that could not score a clip (NaN):
+
+- ``<branch>_only``: the branch's probability; a missing one gets the train
+  fake rate (the prior), learned in ``fit``.
+- ``mean``: mean of the branches that scored the clip; none -> the prior.
+- ``rank_mean``: each probability becomes its quantile among that branch's
+  train OOF probabilities (so the branches' scales are comparable and a
+  single new clip can be scored); mean over the branches that scored the
+  clip; none -> 0.5, the middle quantile.
+- ``logistic``: all features, median-imputed (missing flags are features
+  already), standardised, L2 logistic regression.
+- ``lightgbm``: :class:`mmdf.stack.stacker.LGBMStacker`, NaN native.
+
+Whatever the method, a clip that *no* branch scored takes the LightGBM
+stacker's score (it sees the metadata), see :func:`with_fallback`; the tables
+are computed after that substitution, so they measure what is submitted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mmdf.stack.features import branch_columns
+from mmdf.stack.stacker import LGBMStacker
+
+
+class _ScoreRule(ClassifierMixin, BaseEstimator):
+    def _start_fit(self, X, y) -> np.ndarray:
+        self.classes_ = np.array([0, 1])
+        y = np.asarray(y, dtype=int)
+        self.prior_ = float(y.mean())
+        return y
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = np.clip(self._score(X), 0.0, 1.0)
+        return np.column_stack([1 - p, p])
+
+
+class BranchScore(_ScoreRule):
+    """One branch alone."""
+
+    def __init__(self, branch: str):
+        self.branch = branch
+
+    def fit(self, X: pd.DataFrame, y) -> "BranchScore":
+        self._start_fit(X, y)
+        return self
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        return X[branch_columns(self.branch)[0]].fillna(self.prior_).to_numpy(dtype=float)
+
+
+class MeanScore(_ScoreRule):
+    """Mean probability of the branches that scored the clip."""
+
+    def __init__(self, branches: tuple[str, ...]):
+        self.branches = branches
+
+    def fit(self, X: pd.DataFrame, y) -> "MeanScore":
+        self._start_fit(X, y)
+        return self
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        probs = X[[branch_columns(b)[0] for b in self.branches]]
+        return probs.mean(axis=1, skipna=True).fillna(self.prior_).to_numpy(dtype=float)
+
+
+class RankMeanScore(_ScoreRule):
+    """Mean over branches of the probability's quantile among the branch's train scores."""
+
+    def __init__(self, branches: tuple[str, ...]):
+        self.branches = branches
+
+    def fit(self, X: pd.DataFrame, y) -> "RankMeanScore":
+        self._start_fit(X, y)
+        self.reference_ = {}
+        for b in self.branches:
+            p = X[branch_columns(b)[0]].dropna().to_numpy(dtype=float)
+            self.reference_[b] = np.sort(p)
+        return self
+
+    def _quantile(self, branch: str, p: np.ndarray) -> np.ndarray:
+        ref = self.reference_[branch]
+        if len(ref) == 0:
+            return np.full(len(p), np.nan)
+        # mid-rank: ties count half, as in a rank transform
+        lo = np.searchsorted(ref, p, side="left")
+        hi = np.searchsorted(ref, p, side="right")
+        q = (lo + hi) / (2.0 * len(ref))
+        return np.where(np.isnan(p), np.nan, q)
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        qs = np.column_stack([
+            self._quantile(b, X[branch_columns(b)[0]].to_numpy(dtype=float)) for b in self.branches
+        ])
+        with np.errstate(all="ignore"):
+            scored = ~np.isnan(qs)
+            total = np.where(scored, qs, 0.0).sum(axis=1)
+            n = scored.sum(axis=1)
+            return np.where(n > 0, total / np.maximum(n, 1), 0.5)
+
+
+def with_fallback(p: np.ndarray, fallback: np.ndarray, n_branches_scored: np.ndarray) -> np.ndarray:
+    """``p``, except where no branch scored the clip: there the (metadata-aware) fallback's score."""
+    return np.where(np.asarray(n_branches_scored) == 0, fallback, p)
+
+
+def logistic_model(c: float = 1.0, seed: int = 42):
+    """Imputed, standardised L2 logistic regression on all features."""
+    return make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=c, max_iter=2000, random_state=seed),
+    )
+
+
+def make_methods(branches: list[str], stack_cfg, seed: int) -> dict[str, BaseEstimator]:
+    """Unfitted estimators of every method, by name, in the report's order."""
+    methods: dict[str, BaseEstimator] = {f"{b}_only": BranchScore(b) for b in branches}
+    if len(branches) > 1:
+        methods["mean"] = MeanScore(tuple(branches))
+        methods["rank_mean"] = RankMeanScore(tuple(branches))
+    methods["logistic"] = logistic_model(stack_cfg.logistic_c, seed)
+    lgb = stack_cfg.lightgbm
+    methods["lightgbm"] = LGBMStacker(
+        num_leaves=lgb.num_leaves,
+        learning_rate=lgb.learning_rate,
+        max_rounds=lgb.max_rounds,
+        early_stopping_rounds=lgb.early_stopping_rounds,
+        inner_folds=lgb.inner_folds,
+        min_child_samples=lgb.min_child_samples,
+        lambda_l2=lgb.lambda_l2,
+        feature_fraction=lgb.feature_fraction,
+        num_threads=lgb.num_threads,
+        monotone_features=tuple(
+            c for b in branches for c in branch_columns(b)[:2]
+        ) if lgb.monotone_branch_scores else (),
+        seed=seed,
+    )
+    return methods

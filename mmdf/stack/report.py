@@ -1,0 +1,150 @@
+"""The run report: a markdown page with the comparison table, ROC curves and histograms.
+
+The ROC plot puts the false-positive rate on a log axis because the
+tie-breaker metric lives at FPR = 1e-3, invisible on a linear axis.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from mmdf.metrics import DEFAULT_MAX_FPR
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: Path) -> Path:
+    """ROC curves, one panel per split: ``{title: (y_true, {method: scores})}``; log-scale FPR."""
+    plt = _pyplot()
+    panels = {t: v for t, v in panels.items() if v[0] is not None and len(np.unique(v[0])) == 2}
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.5 * max(1, len(panels)), 5), squeeze=False)
+    for ax, (title, (y, curves)) in zip(axes[0], panels.items()):
+        n_real = int((np.asarray(y) == 0).sum())
+        left = min(1e-4, 1.0 / max(n_real, 1))
+        for name, p in curves.items():
+            fpr, tpr, _ = roc_curve(y, p)
+            # FPR = 0 cannot sit on a log axis: start the curve at the axis' left edge
+            fpr = np.where(fpr == 0, left, fpr)
+            auc = roc_auc_score(y, p)
+            ax.plot(fpr, tpr, drawstyle="steps-post", label=f"{name} (AUC {auc:.3f})", lw=1.6)
+        ax.axvline(DEFAULT_MAX_FPR, color="grey", ls="--", lw=1)
+        ax.text(DEFAULT_MAX_FPR * 1.1, 0.99, "FPR = 1e-3", color="grey", fontsize=8, va="top")
+        if n_real < 1 / DEFAULT_MAX_FPR:
+            # below one real clip's worth of FPR the curve can only be flat
+            ax.axvline(1.0 / n_real, color="lightgrey", ls=":", lw=1)
+            ax.text(1.05 / n_real, 0.93, f"1/n_real = {1 / n_real:.1e}", color="grey", fontsize=8, va="top")
+        ax.set_xscale("log")
+        ax.set_xlim(left, 1.0)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("false-positive rate (log scale)")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title(f"{title} (n={len(y)}, real={n_real})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, method: str) -> Path:
+    """Score histograms of real and fake clips, one panel per split: ``{title: (y, scores)}``."""
+    plt = _pyplot()
+    panels = {t: v for t, v in panels.items() if v[0] is not None}
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
+    bins = np.linspace(0, 1, 41)
+    for ax, (title, (y, p)) in zip(axes[0], panels.items()):
+        y = np.asarray(y)
+        ax.hist(p[y == 0], bins=bins, alpha=0.6, label=f"real ({int((y == 0).sum())})", color="tab:blue")
+        ax.hist(p[y == 1], bins=bins, alpha=0.6, label=f"fake ({int((y == 1).sum())})", color="tab:red")
+        ax.set_xlabel(f"{method} score")
+        ax.set_ylabel("clips")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
+    """A GitHub markdown table (no dependency on tabulate)."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def metrics_table(metrics: dict) -> str:
+    """The methods table of a ``stack/metrics.json`` as text, the chosen method marked."""
+    table = pd.DataFrame(metrics["methods"]).astype({"method": str})
+    table["method"] = [m + (" *" if m == metrics.get("chosen") else "") for m in table["method"]]
+    return markdown_table(table) + f"\n* = submitted ({metrics.get('selection', '')})"
+
+
+def write_report(
+    path: Path,
+    *,
+    experiment: str,
+    table: pd.DataFrame,
+    chosen: str,
+    selection: str,
+    status_counts: pd.DataFrame | None,
+    unscored: Mapping[str, int],
+    images: Mapping[str, Path],
+    submission: Path | None,
+    submission_note: str,
+    importance: pd.Series | None,
+    configs: Mapping[str, str],
+) -> Path:
+    """Write ``report.md``; image links are relative to the report's folder."""
+    lines = [
+        f"# Run report: {experiment}",
+        "",
+        "## Stacking: methods compared",
+        "",
+        "Stacked OOF: every method cross-validated on the train clips' out-of-fold branch "
+        "scores with the branches' own folds; val: the method fitted on all train OOF, "
+        "applied to val (val labels are used for this table only).",
+        "",
+        markdown_table(table),
+        "",
+        f"**Submission method: `{chosen}`** ({selection}).",
+        "",
+        f"Submission: {submission_note}",
+        "",
+    ]
+    if importance is not None and len(importance):
+        lines += ["LightGBM feature importance (gain, fitted on all train OOF): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in importance.items()), ""]
+    lines += ["## Clips no branch could score", ""]
+    lines += [f"- {split}: {n} (scored from metadata alone by the stacker)" for split, n in unscored.items()]
+    lines += [""]
+    rel = path.parent
+    for title, img in images.items():
+        lines += [f"## {title}", "", f"![{title}]({Path(img).resolve().relative_to(rel.resolve())})", ""]
+    if status_counts is not None:
+        lines += ["## Clips by manifest status", "", markdown_table(status_counts.reset_index()), ""]
+    lines += ["## Configs used", ""]
+    for name, text in configs.items():
+        lines += [f"<details><summary>{name}</summary>", "", "```yaml", text.rstrip(), "```", "", "</details>", ""]
+    path.write_text("\n".join(lines))
+    return path

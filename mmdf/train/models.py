@@ -1,0 +1,87 @@
+"""Backbones from timm, with the errors a user can act on.
+
+Every branch model is ``timm.create_model(name, num_classes=1)``: one logit,
+positive = fake. Pretrained weights need a download; offline that fails deep
+inside huggingface_hub, so the failure is turned into an :class:`MmdfError`
+that says what to set instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import timm
+import torch
+
+from mmdf.errors import MmdfError
+from mmdf.train.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def create_model(cfg: ModelConfig, key: str = "train.<branch>.model") -> torch.nn.Module:
+    """A timm backbone with a single logit; ``key`` names the config section in errors."""
+    if not timm.is_model(cfg.name):
+        close = timm.list_models(f"*{cfg.name[:6]}*")[:8]
+        raise MmdfError(
+            f"{key}.name: timm has no model '{cfg.name}'"
+            + (f"; similar names: {', '.join(close)}" if close else "")
+        )
+    kwargs = dict(num_classes=1, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
+    try:
+        model = timm.create_model(cfg.name, pretrained=cfg.pretrained, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - download errors come in many types
+        if not cfg.pretrained:
+            raise
+        raise MmdfError(
+            f"could not load pretrained weights for '{cfg.name}' ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); without internet access "
+            f"set {key}.pretrained=false or {key}.checkpoint=PATH"
+        ) from None
+    if cfg.checkpoint:
+        load_weights(model, cfg.checkpoint, key)
+    return model
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, key: str = "model") -> None:
+    """Start from local weights: a state dict, timm checkpoint or one of our ``best.pt``.
+
+    Tensors whose shape differs (e.g. another classifier head) are skipped; a
+    file sharing almost nothing with the model is an error, not a silent no-op.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MmdfError(f"{key}.checkpoint: file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        raise MmdfError(f"{key}.checkpoint: cannot read {path}: {exc}") from None
+    if isinstance(state, dict):
+        for name in ("model", "state_dict", "state_dict_ema"):
+            if isinstance(state.get(name), dict):
+                state = state[name]
+                break
+    state = timm.models.clean_state_dict(state)
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < 0.5 * len(own):
+        raise MmdfError(
+            f"{key}.checkpoint: {path} matches only {len(usable)} of {len(own)} tensors of "
+            f"'{type(model).__name__}'; is it for another model?"
+        )
+    model.load_state_dict(usable, strict=False)
+    skipped = sorted(set(own) - set(usable))
+    log.info("loaded %d tensors from %s%s", len(usable), path,
+             f" (kept initial weights for {', '.join(skipped[:4])}...)" if skipped else "")
+
+
+def normalization(model: torch.nn.Module, in_chans: int) -> tuple[list[float], list[float]]:
+    """Mean and std the backbone was trained with (averaged over RGB for 1-channel inputs)."""
+    pc = getattr(model, "pretrained_cfg", {}) or {}
+    mean = list(pc.get("mean", (0.485, 0.456, 0.406)))
+    std = list(pc.get("std", (0.229, 0.224, 0.225)))
+    if in_chans != len(mean):
+        mean = [sum(mean) / len(mean)] * in_chans
+        std = [sum(std) / len(std)] * in_chans
+    return mean, std
