@@ -7,6 +7,7 @@ mel spectrograms the way the audio branch will.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -18,8 +19,8 @@ import pytest
 
 from mmdf.cli import main
 from mmdf.data.config import DataConfig
-from mmdf.data.labels import load_dataset
-from mmdf.demo.dataset import make_clip, make_demo_dataset
+from mmdf.data.labels import load_dataset, read_labels
+from mmdf.demo.dataset import FORMAT_VERSION, make_clip, make_demo_dataset
 from mmdf.demo.plan import HARD_CASES, KINDS, SPLIT_DIRS, plan_dataset
 from mmdf.demo.render import render_audio, render_frames
 from mmdf.errors import MmdfError
@@ -199,3 +200,30 @@ def test_cli_noop_and_preview(demo, capsys):
     assert (demo / "preview.png").stat().st_size > 10_000
     assert main(["demo-data", str(demo), "--n-train", "16", "--seed", "9"]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_force_rebuilds_and_foreign_clips_are_refused(tmp_path):
+    out = make_demo_dataset(tmp_path / "tiny", n_train=2, n_val=0, n_test=0, workers=1)
+    clips = sorted((out / "trainset").glob("*.mp4"))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in clips}
+    make_demo_dataset(out, n_train=2, n_val=0, n_test=0, workers=1, force=True)
+    for p, (data, stamp) in before.items():
+        assert p.read_bytes() == data and p.stat().st_mtime_ns != stamp
+    assert read_labels(out / "valset_label.txt").empty
+
+    foreign = tmp_path / "foreign"
+    (foreign / "trainset").mkdir(parents=True)
+    (foreign / "trainset" / "mine.mp4").write_bytes(b"not ours")
+    with pytest.raises(MmdfError, match="mine.mp4"):
+        make_demo_dataset(foreign, n_train=2, n_val=0, n_test=0, workers=1)
+    assert (foreign / "trainset" / "mine.mp4").read_bytes() == b"not ours"
+
+
+def test_dataset_of_an_older_generator_is_rebuilt(tmp_path):
+    out = make_demo_dataset(tmp_path / "old", n_train=2, n_val=0, n_test=0, workers=1)
+    marker = out / "demo_data.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "version": FORMAT_VERSION - 1}))
+    clip_file = next((out / "trainset").glob("*.mp4"))
+    stamp = clip_file.stat().st_mtime_ns
+    make_demo_dataset(out, n_train=2, n_val=0, n_test=0, workers=1)
+    assert clip_file.stat().st_mtime_ns != stamp and json.loads(marker.read_text())["version"] == FORMAT_VERSION

@@ -23,6 +23,12 @@ def trained(tmp_path_factory):
     """Both branches trained once on the same synthetic manifest."""
     tmp = tmp_path_factory.mktemp("train")
     manifest = make_manifest(tmp)
+    # The demo dataset's own manifest names each fake's kind (contract 1).
+    (tmp / "data").mkdir()
+    kinds = manifest[["split", "video_name", "target"]].copy()
+    kinds["kind"] = ["real" if t == 0 else ("fake_audio" if i % 4 == 1 else "fake_visual")
+                     for i, t in enumerate(kinds["target"].fillna(0))]
+    kinds.to_csv(tmp / "data" / "manifest.csv", index=False)
     cfg = tiny_config(tmp)
     out = {b: train_branch(cfg, b, manifest=manifest) for b in ("audio", "visual")}
     return tmp, cfg, manifest, out
@@ -41,6 +47,9 @@ def test_writes_every_output(trained):
         metrics = json.loads((d / "metrics.json").read_text())
         assert set(metrics["folds"]) == {"0", "1"}
         assert {"auc", "tpr@fpr=0.001"} <= set(metrics["oof"]) and metrics["val"]["n"] == 8
+        assert set(metrics["oof_by_kind"]) == {"fake_audio", "fake_visual"}
+        by_kind = metrics["oof_by_kind"]["fake_audio"]
+        assert by_kind["n_fake"] + by_kind["n_real"] == by_kind["n"] and by_kind["n_real"] == metrics["oof"]["n_real"]
         summary = pd.read_csv(d / "fold_0" / "summary.csv")
         assert len(summary) == 2 and {"held_auc", "train_samples_per_s"} <= set(summary.columns)
 

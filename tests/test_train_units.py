@@ -126,6 +126,12 @@ def test_datasets_shapes_and_missing_cache_error(tmp_path):
     assert ok.sum() == 4  # two no_face clips
     faces = build_dataset("visual", manifest[ok], cfg, [0.5] * 3, [0.5] * 3, train=True)
     assert len(faces) == 12 and faces[0][0].shape == (3, 32, 32)
+    cfg.visual.center_crop = 0.5
+    tight = build_dataset("visual", manifest[ok], cfg, [0.5] * 3, [0.5] * 3, train=False)
+    raw = np.load(manifest[ok]["faces_file"].iloc[0])[0, 8:24, 8:24]  # central half of 32 px
+    expected = (torch.nn.functional.interpolate(torch.from_numpy(raw).permute(2, 0, 1)[None].float(),
+                size=32, mode="bilinear", antialias=True)[0] / 255 - 0.5) / 0.5
+    assert torch.allclose(tight[0][0], expected, atol=0.02)
     mel = build_dataset("audio", manifest[usable_mask(manifest, BRANCHES["audio"])], cfg, [0.5], [0.5], train=False)
     x, y, i = mel[1]
     assert x.shape == (1, 32, 32) and y.item() in (0.0, 1.0) and i == 1

@@ -30,7 +30,7 @@ from mmdf.errors import MmdfError, list_offenders
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "data/demo"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever the same arguments would render different clips
 MARKER = "demo_data.json"
 LABEL_FILES = {"train": "trainset_label.txt", "val": "valset_label.txt", "test": "testset_list.txt"}
 
@@ -75,6 +75,16 @@ def _remove_previous(out: Path) -> None:
                     p.unlink()
     for name in (*LABEL_FILES.values(), "manifest.csv", "preview.png", MARKER):
         (out / name).unlink(missing_ok=True)
+
+
+def _made_by_older_generator(out: Path, args: dict) -> bool:
+    """Same sizes and seed, older FORMAT_VERSION: the clips would differ, so rebuild."""
+    marker = out / MARKER
+    if not marker.is_file():
+        return False
+    previous = json.loads(marker.read_text())
+    same_request = {k: v for k, v in previous.items() if k != "version"} == {k: v for k, v in args.items() if k != "version"}
+    return same_request and previous.get("version") != args["version"]
 
 
 def _check_previous(out: Path, args: dict, specs: list[ClipSpec]) -> bool:
@@ -138,6 +148,9 @@ def make_demo_dataset(
     out = Path(out)
     args = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": seed, "version": FORMAT_VERSION}
     specs = plan_dataset(n_train, n_val, n_test, seed)
+    if not force and _made_by_older_generator(out, args):
+        log.warning("%s was made by an older version of this generator; rebuilding it", out)
+        force = True
     if force:
         _remove_previous(out)
     elif _check_previous(out, args, specs):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 import av
+import cv2
 import numpy as np
 
 AUDIO_BITRATE = 64_000
@@ -20,7 +21,7 @@ PRESET = "superfast"
 
 
 def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndarray | None, sample_rate: int) -> None:
-    """Encode RGB uint8 frames (H, W, 3) and optional mono float audio into ``path``.
+    """Encode RGB uint8 frames (H, W, 3), H and W even, and optional mono float audio into ``path``.
 
     Single-threaded encoders, so the bytes depend on the input only (and
     parallelism comes from encoding several clips at once).
@@ -40,7 +41,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndar
             sound.bit_rate = AUDIO_BITRATE
             sound.codec_context.thread_count = 1
         for img in _chain(first, frames):
-            for packet in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            # OpenCV's BT.601 limited-range I420 matches swscale's to 1 grey level, ~15x faster
+            yuv = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420)
+            for packet in video.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)

@@ -32,7 +32,7 @@ def identity_name(identity: int) -> str:
     return "astronaut" if identity == ASTRONAUT else f"lfw_{identity:03d}"
 
 
-def _skimage_data() -> Path:
+def skimage_data() -> Path:
     import skimage
 
     return Path(skimage.__file__).parent / "data"
@@ -41,13 +41,13 @@ def _skimage_data() -> Path:
 @functools.lru_cache(maxsize=None)
 def _lfw_faces() -> np.ndarray:
     """(100, 25, 25) float in [0, 1]."""
-    return np.load(_skimage_data() / "lfw_subset.npy")[:N_LFW]
+    return np.load(skimage_data() / "lfw_subset.npy")[:N_LFW]
 
 
 @functools.lru_cache(maxsize=None)
 def _astronaut_face() -> np.ndarray:
     """(95, 95, 3) float RGB in [0, 1], cropped to the LFW alignment."""
-    img = cv2.imread(str(_skimage_data() / "astronaut.png"))[:, :, ::-1]
+    img = cv2.imread(str(skimage_data() / "astronaut.png"))[:, :, ::-1]
     return img[66:161, 177:272].astype(np.float32) / 255.0
 
 

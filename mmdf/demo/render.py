@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from mmdf.demo import voice
-from mmdf.demo.faces import Person, Swap, _skimage_data, make_person
+from mmdf.demo.faces import Person, Swap, make_person, skimage_data
 from mmdf.demo.plan import FPS, FRAME_SIZE, ClipSpec
 
 # random stream per ingredient (second key of the generator's seed)
@@ -29,7 +29,7 @@ def _rng(spec: ClipSpec, stream: int) -> np.random.Generator:
 
 @functools.lru_cache(maxsize=None)
 def _texture(name: str) -> np.ndarray:
-    img = cv2.imread(str(_skimage_data() / name), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(skimage_data() / name), cv2.IMREAD_COLOR)
     return img[:, :, ::-1].astype(np.float32)
 
 
@@ -90,8 +90,9 @@ def render_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
     motion = _motion(scene, spec.n_frames)
     light = 1 + 0.03 * np.sin(2 * np.pi * scene.uniform(0.05, 0.3) * np.arange(spec.n_frames) / FPS + scene.uniform(0, 6.3))
     openings = voice.mouth_openings(voice.plan_utterance(spec.duration, _rng(spec, _UTTERANCE)), spec.n_frames)
-    if spec.hard_case in ("silent", "no_audio"):
+    if spec.hard_case == "silent":
         openings = np.zeros_like(openings)  # nobody speaks: the mouth stays shut
+    # (a no_audio clip shows someone talking whose track was lost)
     swap = swap_rng = None
     if person is not None and spec.fake_video:
         swap_rng = _rng(spec, _SWAP)

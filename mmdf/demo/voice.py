@@ -4,7 +4,7 @@ A voice is a glottal sawtooth with a natural pitch contour (speaker base
 pitch, slow drift, phrase declination, syllable accents, jitter), shaped by
 vowel formants that change every syllable (100-280 ms), gated by a syllable
 envelope with pauses, plus fricative noise bursts; background noise is added
-at a realistic SNR. Everything is vectorised (one STFT per clip).
+at a realistic SNR. Everything is vectorised (formants applied in the STFT domain).
 
 The audio fake converts pitch and timbre and then passes the track through
 what TTS / voice-cloning systems do: a 16 kHz, 80-band mel spectrogram
@@ -27,7 +27,7 @@ _VOWELS = np.array(
     dtype=np.float32,
 )
 _BANDWIDTHS = np.array([90, 110, 170, 250], dtype=np.float32)
-_N_FFT, _HOP = 512, 128
+_N_FFT, _HOP = 512, 256
 _CONTROL_RATE = 200  # Hz; envelopes and contours are built at this rate, then interpolated
 
 

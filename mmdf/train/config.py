@@ -102,6 +102,9 @@ class AudioBranchConfig:
 class VisualBranchConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     input_size: int = 224
+    # Keep only this central fraction of each cached crop (which carries prepare.faces.margin
+    # of context): swap artefacts live inside the face. 1 = the whole crop.
+    center_crop: float = 1.0
     augment: VisualAugConfig = field(default_factory=VisualAugConfig)
     tta: VisualTTAConfig = field(default_factory=VisualTTAConfig)
     # Frames per clip used for training (evenly spaced); null = all cached frames.

@@ -114,6 +114,7 @@ class FaceDataset(Dataset):
         self.mean = torch.tensor(mean).view(-1, 1, 1)
         self.std = torch.tensor(std).view(-1, 1, 1)
         size = cfg.input_size
+        self.center_crop = cfg.center_crop
         self.transform = face_augment(cfg.augment, size) if train else v2.Resize((size, size), antialias=True)
         clip_idx, frame_idx = [], []
         for i, f in enumerate(self.files):
@@ -143,7 +144,12 @@ class FaceDataset(Dataset):
         if self.item_frame[i] >= len(faces):
             raise MmdfError(f"{self.files[c]} holds {len(faces)} face crops, fewer than the manifest's "
                             "frames_with_face; the cache is inconsistent: re-run `mmdf prepare --force`")
-        crop = np.array(faces[self.item_frame[i]])
+        crop = faces[self.item_frame[i]]
+        if self.center_crop < 1:
+            s = crop.shape[0]
+            lo = int(round(s * (1 - self.center_crop) / 2))
+            crop = crop[lo:s - lo, lo:s - lo]
+        crop = np.array(crop)  # copy out of the memory map (writable, contiguous)
         x = torch.from_numpy(crop).permute(2, 0, 1)
         x = _to_float(self.transform(x), self.mean, self.std)
         return x, torch.tensor(self.targets[c]), c

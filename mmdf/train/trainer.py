@@ -105,6 +105,7 @@ def _run(cfg: Config, branch: str, wanted: list[int], force: bool, manifest: pd.
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        _warn_if_config_changed(cfg, out, force)
         save_config(cfg, out / "config.yaml")
         fold_table.to_csv(out / "folds.csv", index=False)
         if force:
@@ -139,6 +140,24 @@ def _run(cfg: Config, branch: str, wanted: list[int], force: bool, manifest: pd.
         todo = [k for k in range(cfg.folds.n_splits) if not (out / f"fold_{k}" / PRED_FILE).is_file()]
         log.info("folds %s not trained yet: oof.csv/val_pred.csv/test_pred.csv are written once they are", todo)
     distributed.barrier(rt.dist)
+
+
+def _warn_if_config_changed(cfg: Config, out: Path, force: bool) -> None:
+    """Finished folds are kept on rerun; say so when they were trained with other settings."""
+    saved = out / "config.yaml"
+    done = sorted(out.glob(f"fold_*/{PRED_FILE}"))
+    if force or not saved.is_file() or not done:
+        return
+    import yaml
+
+    from mmdf.config import to_dict
+
+    old, new = yaml.safe_load(saved.read_text()), to_dict(cfg)
+    for section in (old, new):
+        section.get("train", {}).pop("progress", None)
+    if old != new:
+        log.warning("the config differs from the one %d finished fold(s) in %s were trained with; "
+                    "they are kept (use --force to retrain them)", len(done), out)
 
 
 # --------------------------------------------------------------------------- one fold
