@@ -69,9 +69,8 @@ def test_spec_augment_vflip_option_and_masks():
     x = torch.rand(1, 32, 32) + 1.0
     masked = SpecAugment(AudioAugConfig(time_shift=0, time_masks=1, time_mask_width=0.5,
                                         freq_masks=0))(x)
-    torch.manual_seed(1)
-    changed = (masked != x).any(dim=(0, 1))
-    assert changed.sum() <= 16 and masked.shape == x.shape
+    changed = (masked != x).any(dim=(0, 1))  # masked time columns
+    assert 0 < changed.sum() <= 16 and masked.shape == x.shape
 
 
 def test_face_augment_output_and_tta_views():

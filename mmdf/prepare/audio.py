@@ -36,5 +36,5 @@ def mel_image(signal: np.ndarray, cfg: MelConfig) -> np.ndarray:
 def prepare_clip_audio(path: str | Path, cfg: MelConfig | None = None) -> np.ndarray:
     """Mel image of one clip, decoded in memory; raises ``MediaError`` (no_audio/corrupt)."""
     cfg = cfg or MelConfig()
-    signal = load_audio(path, cfg.sample_rate, cfg.resample_quality, cfg.pad_to_container)
+    signal = load_audio(path, cfg.sample_rate, cfg.resample_quality, cfg.pad_to_container, cfg.via_rate)
     return mel_image(signal, cfg)

@@ -6,21 +6,16 @@ the clip's status and error message, so one bad file never stops a run.
 
 from __future__ import annotations
 
-import logging
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from mmdf.prepare.audio import prepare_clip_audio
 from mmdf.prepare.cache import feature_relpath, save_array
 from mmdf.prepare.config import PrepareConfig
 from mmdf.prepare.faces import FaceDetector, prepare_clip_faces
 from mmdf.prepare.media import MediaError, probe
-
-log = logging.getLogger(__name__)
 
 # A clip's overall status is its first problem in this order.
 STATUS_ORDER = ("missing", "corrupt", "too_short", "no_audio", "no_face")

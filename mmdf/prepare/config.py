@@ -25,6 +25,7 @@ class MelConfig:
     image_size: int = 256  # output image is (image_size, image_size) uint8
     resample_quality: str = "soxr_hq"  # librosa res_type used by librosa.load
     pad_to_container: bool = True  # pad/cut audio to the container's duration, as moviepy does
+    via_rate: int | None = 44100  # the reference's WAV rate, reached with ffmpeg's resampler; null = native
 
 
 @dataclass

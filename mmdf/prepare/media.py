@@ -66,14 +66,18 @@ MOVIEPY_RATE = 44100
 
 
 def load_audio(
-    path: str | Path, sample_rate: int = 22050, res_type: str = "soxr_hq", pad_to_container: bool = True
+    path: str | Path, sample_rate: int = 22050, res_type: str = "soxr_hq", pad_to_container: bool = True,
+    via_rate: int | None = MOVIEPY_RATE,
 ) -> np.ndarray:
     """Mono float32 audio at ``sample_rate``, as ``librosa.load`` of the reference WAV gives it.
 
-    Decodes the first audio track with PyAV at its native rate, averages the
-    channels and resamples with soxr (librosa's own resampler); PyAV's (swr)
-    resampler changes the spectrogram visibly, soxr keeps it within ~3 grey levels
-    of the reference route (moviepy to WAV, then librosa.load). With
+    Decodes the first audio track with PyAV, brings it to ``via_rate`` with
+    ffmpeg's resampler (swr) as moviepy's ffmpeg does when it writes the 44.1 kHz
+    WAV, averages the channels and resamples to ``sample_rate`` with soxr, as
+    librosa.load does: the signal then matches the reference route's to ~1e-7.
+    Skipping the 44.1 kHz step changes the top mel bands of a 22.05 kHz track
+    (the round trip low-passes them) by 10-25 grey levels; resampling straight
+    to ``sample_rate`` with swr instead of soxr also differs visibly. With
     ``pad_to_container`` the signal is zero-padded or cut to the container's
     duration, as moviepy does, so the image's time axis matches the reference
     when audio and video lengths differ. Shape (samples,).
@@ -91,7 +95,8 @@ def load_audio(
             native_rate = stream.codec_context.sample_rate or stream.rate
             container_us = container.duration
             # float planar gives (channels, samples) per frame for any codec/sample format
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=native_rate)
+            rate = via_rate or native_rate
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=rate)
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     for out in resampler.resample(frame):
@@ -105,8 +110,8 @@ def load_audio(
     if not chunks:
         raise MediaError("no_audio", "the audio track holds no samples")
     signal = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32)
-    if native_rate != sample_rate:
-        signal = librosa.resample(signal, orig_sr=native_rate, target_sr=sample_rate, res_type=res_type)
+    if rate != sample_rate:
+        signal = librosa.resample(signal, orig_sr=rate, target_sr=sample_rate, res_type=res_type)
     if pad_to_container and container_us:
         seconds = ((container_us + 5000) // 10000) / 100  # ffmpeg's printed duration
         n_ref = int(MOVIEPY_RATE * seconds)
