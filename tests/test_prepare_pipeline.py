@@ -230,3 +230,20 @@ def test_config_files_load(repo_root, path):
     else:
         assert cfg.data.root == "data/ffdv" and cfg.data.cache_dir == "cache/ffdv"
         assert (cfg.prepare.faces.num_frames, cfg.prepare.faces.crop_size, cfg.prepare.mel.image_size) == (16, 224, 256)
+
+
+def test_clip_replaced_in_place_is_prepared_again(tmp_path):
+    """Resume keys on the clip's size and mtime: a re-generated clip must not reuse stale features."""
+    root = tmp_path / "ds"
+    make_clip(root / "trainset" / "a.mp4", duration=1.5, seed=1)
+    make_clip(root / "trainset" / "b.mp4", duration=1.5, seed=2)
+    make_labels(root / "trainset_label.txt", [("a.mp4", 0), ("b.mp4", 1)])
+    cfg = config(root, tmp_path / "cache", "data.val_labels=null", "data.test_list=null")
+    first = prepare_dataset(cfg)
+    make_clip(root / "trainset" / "a.mp4", duration=2.5, seed=5)  # same name, new content
+    second = prepare_dataset(cfg)
+    journal = (cache_root(cfg) / "journal" / "shard-0-of-1.jsonl").read_text().splitlines()
+    redone = [json.loads(x)["video_name"] for x in journal[2:]]
+    assert redone == ["a.mp4"]
+    assert second.loc[0, "duration"] > first.loc[0, "duration"] + 0.5
+    assert second.loc[1, "duration"] == first.loc[1, "duration"]

@@ -30,7 +30,7 @@ from mmdf.errors import MmdfError, list_offenders
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "data/demo"
-FORMAT_VERSION = 2  # bump whenever the same arguments would render different clips
+FORMAT_VERSION = 3  # bump whenever the same arguments would render different clips
 MARKER = "demo_data.json"
 LABEL_FILES = {"train": "trainset_label.txt", "val": "valset_label.txt", "test": "testset_list.txt"}
 

@@ -182,7 +182,7 @@ def make_person(identity: int, face_size: int, canvas: int, rng: np.random.Gener
 class Swap:
     """A donor face pasted over the inner face, as a face-swap model would.
 
-    The donor is rendered at 1/4.5-1/3 resolution (losing the skin texture),
+    The donor is rendered at 1/7-1/5 resolution (losing the skin texture),
     colour-shifted, and blended through an inner ellipse with a narrow
     feather and a lighter or darker halo (a seam), whose position, size and
     opacity flicker frame to frame.
@@ -192,15 +192,15 @@ class Swap:
         self.donor = donor
         self.size = face_size
         self.face = face_image(donor, face_size, textured=False)
-        self.low = max(12, int(face_size / rng.uniform(3.0, 4.5)))
+        self.low = max(12, int(face_size / rng.uniform(5.0, 7.0)))
         # the swapper colour-corrects most, not all, of the way to the target's skin
         inner = slice(face_size // 4, 3 * face_size // 4)
         target_mean = face_image(target, face_size, textured=False)[inner, inner].mean((0, 1))
-        correction = rng.uniform(0.5, 0.8) * (target_mean - self.face[inner, inner].mean((0, 1)))
-        self.gain = (1 + rng.uniform(-0.06, 0.06, 3)).astype(np.float32)
-        self.offset = (correction + rng.uniform(-6, 6, 3)).astype(np.float32)
-        self.feather = float(rng.uniform(1.5, 3.0))
-        self.halo = float(rng.choice([-1, 1]) * rng.uniform(10, 22))  # blending seam, lighter or darker
+        correction = rng.uniform(0.1, 0.5) * (target_mean - self.face[inner, inner].mean((0, 1)))
+        self.gain = (1 + rng.uniform(-0.1, 0.1, 3)).astype(np.float32)
+        self.offset = (correction + rng.uniform(-15, 15, 3)).astype(np.float32)
+        self.feather = float(rng.uniform(3.0, 5.0))
+        self.halo = float(rng.choice([-1, 1]) * rng.uniform(25, 45))  # blending seam, lighter or darker
 
         # a few jittered blend masks; each frame draws one (the blend flickers)
         jit = rng.uniform(-1, 1, (6, 3))

@@ -121,6 +121,24 @@ def read_journal(root: Path) -> dict[tuple[str, str], dict]:
     return rows
 
 
+def source_fingerprint(path: str | Path) -> str:
+    """Size and modification time of a clip: a clip replaced in place must be prepared again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def is_done(root: Path, row: dict | None, clip_path: str | Path) -> bool:
+    """A journal row counts as done when its features exist and the clip is unchanged since."""
+    return (
+        row is not None
+        and row.get("source") == source_fingerprint(clip_path)
+        and features_present(root, row)
+    )
+
+
 def features_present(root: Path, row: dict) -> bool:
     """Whether the feature files a journal row names still exist."""
     return all((Path(root) / row[k]).is_file() for k in ("mel_file", "faces_file") if row.get(k))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmdf.prepare.audio import prepare_clip_audio
-from mmdf.prepare.cache import feature_relpath, save_array
+from mmdf.prepare.cache import feature_relpath, save_array, source_fingerprint
 from mmdf.prepare.config import PrepareConfig
 from mmdf.prepare.faces import FaceDetector, prepare_clip_faces
 from mmdf.prepare.media import MediaError, probe
@@ -51,6 +51,7 @@ def empty_row(task: ClipTask, status: str, error: str) -> dict:
         "audio_status": status, "visual_status": status,
         "duration": float("nan"), "has_audio": False, "frames_sampled": 0, "frames_with_face": 0,
         "face_conf_mean": float("nan"), "mel_file": "", "faces_file": "", "prepared_at": time.time(),
+        "source": source_fingerprint(task.path),
     }
 
 

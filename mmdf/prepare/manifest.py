@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError, list_offenders
-from mmdf.prepare.cache import cache_root, features_present, write_parquet
+from mmdf.prepare.cache import cache_root, is_done, write_parquet
 
 LABEL_COLUMNS = ["split", "video_name", "target", "path"]
 ROW_COLUMNS = [
@@ -79,7 +79,7 @@ def build_manifest(clips: pd.DataFrame, journal: dict, root: Path) -> pd.DataFra
         row = journal.get((clip.split, clip.video_name))
         if not clip.exists:
             rows.append(missing_row(clip.path))
-        elif row is None or not features_present(root, row):
+        elif not is_done(root, row, clip.path):
             unfinished.append(f"{clip.split}/{clip.video_name}")
             rows.append({})
         else:

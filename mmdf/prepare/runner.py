@@ -25,7 +25,7 @@ from mmdf.prepare.cache import (
     cache_root,
     clip_stem,
     feature_params,
-    features_present,
+    is_done,
     read_journal,
     write_text,
 )
@@ -89,7 +89,7 @@ def prepare_dataset(cfg, shard: str | tuple[int, int] | None = None, force: bool
         key = (row.split, row.video_name)
         if not row.exists:
             continue  # recorded as `missing` in the manifest
-        if key in done and features_present(root, done[key]):
+        if is_done(root, done.get(key), row.path):
             continue
         tasks.append(ClipTask(row.split, row.video_name, row.path, clip_stem(row.split, row.video_name)))
 
