@@ -225,7 +225,7 @@ def test_config_files_load(repo_root, path):
     assert cfg.prepare.mel.n_mels == 128 and cfg.prepare.mel.sample_rate == 22050
     if "demo" in path:
         assert cfg.data.root == "data/demo" and cfg.data.cache_dir == "cache/demo"
-        assert cfg.prepare.faces.num_frames <= 8 and cfg.prepare.faces.crop_size <= 112
+        assert cfg.prepare.faces.num_frames <= 8 and cfg.prepare.faces.crop_size <= 128
         assert cfg.prepare.mel.image_size <= 128
     else:
         assert cfg.data.root == "data/ffdv" and cfg.data.cache_dir == "cache/ffdv"

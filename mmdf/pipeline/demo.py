@@ -40,8 +40,13 @@ def load_demo_configs(overrides: list[str] = ()) -> dict[str, Config]:
     return {step: load_config(folder / name, overrides) for step, name in files.items()}
 
 
-def run_demo(overrides: list[str] = (), force: bool = False) -> Path:
-    """Run the whole demo; returns the run folder holding the submission and the report."""
+def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300, n_val: int = 100,
+             n_test: int = 100) -> Path:
+    """Run the whole demo; returns the run folder holding the submission and the report.
+
+    The sizes are those of the generated dataset; tests shrink them (and the
+    configs, through ``overrides``) to run the same pipeline in seconds.
+    """
     from mmdf.demo.dataset import make_demo_dataset
     from mmdf.prepare.runner import prepare_dataset
     from mmdf.stack.run import run_stack
@@ -62,7 +67,7 @@ def run_demo(overrides: list[str] = (), force: bool = False) -> Path:
         return out
 
     data_root = Path(cfgs["prepare"].data.root)
-    step("data", make_demo_dataset, data_root, force=force)
+    step("data", make_demo_dataset, data_root, n_train=n_train, n_val=n_val, n_test=n_test, force=force)
     step("prepare", prepare_dataset, cfgs["prepare"], force=force)
     step("audio", train_branch, cfgs["audio"], "audio", force=force)
     step("visual", train_branch, cfgs["visual"], "visual", force=force)
