@@ -9,33 +9,17 @@ import pytest
 
 from media_factory import make_clip
 from mmdf.prepare.audio import mel_image, prepare_clip_audio
+from mmdf.prepare.bench import reference_mel  # the notebook's route, verbatim: moviepy -> WAV -> librosa
 from mmdf.prepare.config import FaceConfig, MelConfig
 from mmdf.prepare.faces import Detection, FaceDetector, box_iou, crop_face, prepare_clip_faces, track_main_face
 from mmdf.prepare.media import MediaError, probe, read_frames, read_frames_decord, sample_indices
-
-
-def reference_mel(video_path, tmp_path, n_mels=128, target_size=(256, 256)):
-    """The FFDV notebook's generate_mel_spectrogram (moviepy 2 spelling: no `verbose`)."""
-    import cv2
-    import librosa
-    from moviepy import VideoFileClip
-
-    audio_path = str(tmp_path / "extracted_audio.wav")
-    video = VideoFileClip(str(video_path))
-    video.audio.write_audiofile(audio_path, logger=None)
-    video.close()
-    y, sr = librosa.load(audio_path)
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels)
-    S_dB = librosa.power_to_db(S, ref=np.max)
-    S_dB_normalized = cv2.normalize(S_dB, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return cv2.resize(S_dB_normalized, target_size, interpolation=cv2.INTER_LINEAR)
 
 
 @pytest.mark.parametrize("name", ["street_faces_1080p.mp4", "dfdc_real_lynaeydofd.mp4", "dfdc_fake_brtujopkby_portrait.mp4"])
 def test_mel_matches_reference_route(realdata, tmp_path, name):
     """48 kHz stereo, 48 kHz mono and 44.1 kHz mono AAC; audio shorter than the container."""
     ours = prepare_clip_audio(realdata / name)
-    ref = reference_mel(realdata / name, tmp_path)
+    ref = reference_mel(realdata / name)
     assert ours.dtype == np.uint8 and ours.shape == (256, 256)
     assert np.abs(ours.astype(int) - ref.astype(int)).mean() <= 4.0
 
@@ -44,7 +28,7 @@ def test_mel_matches_reference_route_at_22khz(tmp_path):
     """A 22.05 kHz track (as the demo clips have): the reference's 44.1 kHz round trip low-passes it."""
     clip = make_clip(tmp_path / "a.mp4", duration=2.0, sample_rate=22050)
     ours = prepare_clip_audio(clip)
-    ref = reference_mel(clip, tmp_path)
+    ref = reference_mel(clip)
     assert np.abs(ours.astype(int) - ref.astype(int)).mean() <= 4.0
 
 

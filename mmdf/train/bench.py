@@ -21,6 +21,7 @@ from mmdf.config import Config
 from mmdf.train.datasets import branch_spec, build_dataset, usable_mask
 from mmdf.train.models import create_model, normalization
 from mmdf.train.runtime import Runtime, resolve_runtime
+from mmdf.train.trainer import train_step
 
 
 def synthetic_manifest(cfg: Config, branch: str, n: int, folder: Path) -> pd.DataFrame:
@@ -99,12 +100,7 @@ def bench_branch(cfg: Config, branch: str, manifest: pd.DataFrame | None = None,
             x, y = rt.to_device(batch[0]), batch[1].to(rt.device)
 
             def step(x=x, y=y):
-                with rt.autocast():
-                    loss = loss_fn(model(x).float().squeeze(1), y)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                train_step(model, x, y, loss_fn, opt, scaler, rt)
 
             model.train()
             for _ in range(warmup):
