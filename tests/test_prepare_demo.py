@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from mmdf.config import load_config
+from mmdf.demo.dataset import make_demo_dataset
 from mmdf.prepare.runner import prepare_dataset
 
 EXPECTED = {"": "ok", "silent": "ok", "no_audio": "no_audio", "no_face": "no_face", "short": "too_short"}
 
 
 def test_demo_hard_cases_get_expected_statuses(tmp_path, repo_root):
-    dataset = pytest.importorskip("mmdf.demo.dataset", reason="demo generator not built yet")
-    root = dataset.make_demo_dataset(tmp_path / "demo", n_train=8, n_val=0, n_test=0, workers=1)
+    root = make_demo_dataset(tmp_path / "demo", n_train=8, n_val=0, n_test=0, workers=1)
     cfg = load_config(repo_root / "configs/demo/data.yaml", [
         f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.val_labels=null",
         "data.test_list=null", "prepare.isolate=false", "prepare.progress=false",
