@@ -141,3 +141,56 @@ def test_main_face_of_1080p_street_matches_full_detection(realdata, detector):
         a = fast.boxes[list(fast.frame_indices).index(i)]
         b = full.boxes[list(full.frame_indices).index(i)]
         assert box_iou(a, b[None])[0] > 0.5
+
+
+class CountingDetector:
+    """A stand-in detector: one face per frame at a scripted box; counts frames it is asked about."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes  # per frame index: (4,) box in frame pixels
+        self.frames_seen = 0
+        self.roi_calls = 0
+
+    def detect(self, frames, downscale=True):
+        self.frames_seen += len(frames)
+        if not downscale:  # region-of-interest pass: the face sits in the middle of each region
+            self.roi_calls += 1
+            s = frames.shape[1]
+            box = np.array([[s * 0.25, s * 0.25, s * 0.75, s * 0.75]], np.float32)
+            return [Detection(box, np.array([0.99], np.float32)) for _ in frames]
+        out = []
+        for f in frames:
+            i = int(f[0, 0, 0])  # frames carry their index in the first pixel
+            out.append(Detection(self.boxes[i][None].astype(np.float32), np.array([0.99], np.float32)))
+        return out
+
+
+def _indexed_frames(n):
+    frames = np.zeros((n, 64, 64, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(n)
+    return frames
+
+
+def test_steady_face_is_interpolated_without_detection():
+    from mmdf.prepare.faces import find_main_face
+
+    boxes = [np.array([20 + t * 0.2, 20, 40 + t * 0.2, 40], np.float32) for t in range(9)]  # barely moves
+    det = CountingDetector(boxes)
+    cfg = FaceConfig(detect_every=4, interpolate_iou=0.6)
+    track = find_main_face(_indexed_frames(9), det, cfg)
+    assert det.roi_calls == 0 and det.frames_seen == 3  # key frames 0, 4, 8 only
+    assert all(hit is not None for hit in track)
+    np.testing.assert_allclose(track[2][0], boxes[2], atol=1e-4)  # linear motion: exact interpolation
+
+
+def test_moving_face_is_verified_between_key_frames():
+    from mmdf.prepare.faces import find_main_face
+
+    boxes = [np.array([2 + t * 3, 10, 22 + t * 3, 30], np.float32) for t in range(9)]  # key boxes barely overlap
+    det = CountingDetector(boxes)
+    track = find_main_face(_indexed_frames(9), det, FaceConfig(detect_every=4, interpolate_iou=0.6))
+    assert det.roi_calls == 1 and det.frames_seen == 3 + 6  # the 6 frames between keys are checked
+    assert all(hit is not None for hit in track)
+    always = CountingDetector(boxes[:1] * 9)
+    find_main_face(_indexed_frames(9), always, FaceConfig(detect_every=4, interpolate_iou=1.01))
+    assert always.roi_calls == 1  # interpolate_iou > 1: never trust interpolation

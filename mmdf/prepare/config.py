@@ -47,6 +47,8 @@ class FaceConfig:
     roi_scale: float = 2.0  # side of that region, in face-box sides
     roi_size: int = 96  # the region is resized to roi_size x roi_size pixels for MTCNN
     track_iou: float = 0.2  # least box overlap to follow the main face to the next frame
+    # Between key frames whose boxes overlap this much, interpolate instead of detecting; > 1 = always detect.
+    interpolate_iou: float = 0.6
     margin: float = 0.3  # added on each side of the (squared) face box, as a share of its size
     crop_size: int = 224  # crops are (crop_size, crop_size, 3) RGB uint8
     batch_size: int = 16  # frames per MTCNN call; bounds detector memory

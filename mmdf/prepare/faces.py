@@ -166,9 +166,10 @@ def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) 
     """Per frame (N, H, W, 3), the main face's (box, prob) or None.
 
     Whole-frame detection runs on key frames only (every ``detect_every``-th and
-    the last); in the frames between, MTCNN looks only at a small region around
-    the box interpolated from the neighbouring key frames, which costs a small
-    fraction of a whole frame. A face found in no key frame is searched for in
+    the last). Between two key frames whose boxes overlap by at least
+    ``interpolate_iou`` (the head barely moved) the box is interpolated, as
+    the DFDC winners did; elsewhere MTCNN looks only at a small region around
+    the interpolated box, which costs a small fraction of a whole frame. A face found in no key frame is searched for in
     every frame, so a clip is called ``no_face`` only after a full search.
     """
     n = len(frames)
@@ -181,6 +182,10 @@ def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) 
         return [track.get(t) for t in range(n)]
     if not track:  # nothing in the key frames: full search before calling it no_face
         return track_main_face(detector.detect(frames), cfg.min_confidence, cfg.track_iou)
+    steady = {t: hit for t in others if (hit := _steady(track, t, cfg.interpolate_iou)) is not None}
+    others = [t for t in others if t not in steady]
+    if not others:
+        return [track.get(t) or steady.get(t) for t in range(n)]
     regions, rois = [], []
     for t in others:
         x0, y0, side = square_region(_interpolate(track, t), cfg.roi_scale)
@@ -195,7 +200,19 @@ def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) 
         i = int(np.argmax(ious))
         if ious[i] >= cfg.track_iou:
             track[t] = (boxes[i], float(det.probs[keep][i]))
-    return [track.get(t) for t in range(n)]
+    return [track.get(t) or steady.get(t) for t in range(n)]
+
+
+def _steady(track: dict[int, tuple[np.ndarray, float]], t: int, min_iou: float) -> tuple[np.ndarray, float] | None:
+    """The interpolated (box, prob) at ``t`` when the key frames around it agree, else None."""
+    before = [k for k in track if k < t]
+    after = [k for k in track if k > t]
+    if min_iou > 1 or not before or not after:
+        return None
+    (box_a, prob_a), (box_b, prob_b) = track[max(before)], track[min(after)]
+    if box_iou(box_a, box_b[None])[0] < min_iou:
+        return None
+    return _interpolate(track, t), min(prob_a, prob_b)
 
 
 def _cut(frame: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
