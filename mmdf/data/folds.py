@@ -16,6 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from mmdf.data.config import FoldConfig
 from mmdf.data.labels import NAME_COL, TARGET_COL
 from mmdf.errors import MmdfError, list_offenders
+from mmdf.files import atomic_write
 
 FOLD_COL = "fold"
 
@@ -84,10 +85,8 @@ def load_or_make_folds(path: str | Path, train: pd.DataFrame, cfg: FoldConfig) -
     path = Path(path)
     if not path.exists():
         folds = make_folds(train, cfg)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        folds.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            folds.to_csv(tmp, index=False)
         return folds
     folds = pd.read_csv(path, dtype={NAME_COL: str})
     check_folds(folds)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from mmdf.demo.plan import FPS, SAMPLE_RATE, SPLIT_DIRS, ClipSpec, plan_dataset
 from mmdf.errors import MmdfError, list_offenders
+from mmdf.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,8 @@ def _init_worker() -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _remove_previous(out: Path) -> None:
@@ -71,7 +71,7 @@ def _remove_previous(out: Path) -> None:
         d = out / folder
         if d.is_dir():
             for p in d.iterdir():
-                if p.suffix in (".mp4", ".part") or p.name.endswith(".mp4.part"):
+                if p.suffix == ".mp4" or (p.name.startswith(".") and ".mp4.tmp" in p.name):
                     p.unlink()
     for name in (*LABEL_FILES.values(), "manifest.csv", "preview.png", MARKER):
         (out / name).unlink(missing_ok=True)

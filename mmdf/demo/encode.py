@@ -7,13 +7,14 @@ interrupted run never leaves a truncated clip under a final name.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 
 import av
 import cv2
 import numpy as np
+
+from mmdf.files import atomic_write
 
 AUDIO_BITRATE = 64_000
 VIDEO_CRF = 20
@@ -27,10 +28,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndar
     parallelism comes from encoding several clips at once).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     frames = iter(frames)
     first = next(frames)
-    with av.open(str(tmp), "w", format="mp4") as container:
+    with atomic_write(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=fps, options={"crf": str(VIDEO_CRF), "preset": PRESET})
         video.height, video.width = first.shape[:2]
         video.pix_fmt = "yuv420p"
@@ -55,7 +55,6 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndar
                 container.mux(packet)
             for packet in sound.encode():
                 container.mux(packet)
-    os.replace(tmp, path)
 
 
 def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:

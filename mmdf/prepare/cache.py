@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from mmdf.files import atomic_write
+
 # Bump when the feature code changes what it writes for the same parameters.
 FEATURE_VERSION = 1
 # Parameters that change how fast features are made, not what they are.
@@ -72,34 +74,20 @@ def feature_relpath(kind: str, split: str, stem: str) -> str:
     return f"{kind}/{split}/{stem}.npy"
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
 def save_array(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` under a temporary name, then an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as fh:
+    """``np.save``, atomically (a killed worker never leaves a truncated feature)."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-    os.replace(tmp, path)
 
 
 def write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_parquet(path: str | Path, frame) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def read_journal(root: Path) -> dict[tuple[str, str], dict]:

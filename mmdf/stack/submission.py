@@ -15,6 +15,7 @@ import pandas as pd
 
 from mmdf.data.labels import NAME_COL
 from mmdf.errors import MmdfError, list_offenders
+from mmdf.files import atomic_write
 
 
 class SubmissionError(MmdfError):
@@ -65,8 +66,6 @@ def write_submission(
     """Validate, then write atomically (a half-written submission never exists)."""
     validate_submission(sub, expected_names, pred_column)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sub.to_csv(tmp, index=False, float_format="%.8f")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        sub.to_csv(tmp, index=False, float_format="%.8f")
     return path

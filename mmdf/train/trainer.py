@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from mmdf.config import Config, save_config
 from mmdf.data.folds import FOLD_COL, load_or_make_folds
 from mmdf.errors import MmdfError
+from mmdf.files import atomic_write
 from mmdf.metrics import score_report
 from mmdf.train import distributed
 from mmdf.train.datasets import branch_spec, build_dataset, usable_mask
@@ -311,9 +312,7 @@ def train_fold(cfg: Config, branch: str, k: int, fit: pd.DataFrame, held: pd.Dat
     if main:
         pred = pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "split": rows["split"].to_numpy(),
                              "fold": k, "prob": prob})
-        tmp = fold_dir / (PRED_FILE + ".tmp")
-        pred.to_csv(tmp, index=False)
-        tmp.replace(fold_dir / PRED_FILE)
+        _write_csv(pred, fold_dir / PRED_FILE)
 
 
 def train_step(net, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizer, scaler, rt: Runtime) -> torch.Tensor:
@@ -337,9 +336,8 @@ def _held_scores(y: np.ndarray, probs: np.ndarray) -> tuple[float, float, float]
 
 def _save(path: Path, obj: dict) -> None:
     """Write atomically, so a kill during the write never leaves a truncated checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # --------------------------------------------------------------------------- merged outputs
@@ -385,9 +383,8 @@ def write_outputs(cfg: Config, branch: str, manifest: pd.DataFrame, out: Path) -
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def _fmt(report: dict | None) -> str:
