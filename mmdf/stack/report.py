@@ -12,9 +12,9 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
-from mmdf.metrics import DEFAULT_MAX_FPR
+from mmdf.metrics import DEFAULT_MAX_FPR, roc_auc
 
 
 def _pyplot():
@@ -38,7 +38,7 @@ def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], 
             fpr, tpr, _ = roc_curve(y, p)
             # FPR = 0 cannot sit on a log axis: start the curve at the axis' left edge
             fpr = np.where(fpr == 0, left, fpr)
-            auc = roc_auc_score(y, p)
+            auc = roc_auc(y, p)
             ax.plot(fpr, tpr, drawstyle="steps-post", label=f"{name} (AUC {auc:.3f})", lw=1.6)
         ax.axvline(DEFAULT_MAX_FPR, color="grey", ls="--", lw=1)
         ax.text(DEFAULT_MAX_FPR * 1.1, 0.99, "FPR = 1e-3", color="grey", fontsize=8, va="top")
