@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "mmdf.train.cli",
     "stack": "mmdf.stack.cli",
     "predict": "mmdf.inference.cli",
+    "experiment": "mmdf.experiment.cli",
 }
 
 

@@ -53,12 +53,22 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Load ``path`` (with its bases), apply ``key=value`` overrides, build a :class:`Config`."""
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                updates: Iterable[tuple[Mapping, str]] = ()) -> Config:
+    """Load ``path`` (with its bases), apply ``key=value`` overrides, build a :class:`Config`.
+
+    ``updates`` are ``(mapping, where)`` pairs merged after the file and before
+    the overrides (an experiment's variants); their keys may be dotted
+    (``{'train.epochs': 3}``) and ``where`` names them in error messages.
+    """
     tree: dict = {}
     sources: dict[str, str] = {}
     if path is not None:
         tree, sources = load_yaml_tree(path)
+    for mapping, where in updates:
+        update = expand_dotted(mapping, where)
+        tree = merge(tree, update)
+        _record_sources(sources, "", update, where)
     for item in overrides:
         keys, value = parse_override(item)
         where = f"command-line override '{item}'"
@@ -104,6 +114,26 @@ def merge(base: Mapping, update: Mapping) -> dict:
             out[key] = merge(out[key], value)
         else:
             out[key] = value
+    return out
+
+
+def expand_dotted(mapping: Mapping, where: str = "") -> dict:
+    """``{'train.epochs': 3, 'stack': {'lightgbm.num_leaves': 5}}`` as a nested tree."""
+    out: dict = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            value = expand_dotted(value, where)
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where or 'config'}: '{key}' sets a key inside '{part}', which is not a section")
+            node = child
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
     return out
 
 

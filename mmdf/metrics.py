@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from mmdf.errors import MmdfError
 
 DEFAULT_MAX_FPR = 1e-3
+TPR_KEY = f"tpr@fpr={DEFAULT_MAX_FPR:g}"  # its name in every metrics.json
 
 
 def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:

@@ -24,3 +24,14 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real media folder absent: {REALDATA} (the project's ../shared/realdata)")
     return REALDATA
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A folder with a tiny demo dataset in data/ (cache/ and runs/ beside it are shared by the tests)."""
+    from demo_factory import TINY_DEMO_SIZES
+    from mmdf.demo.dataset import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    make_demo_dataset(root / "data", **TINY_DEMO_SIZES, workers=1)
+    return root

@@ -13,23 +13,17 @@ import shutil
 import pandas as pd
 import pytest
 
+from demo_factory import DEMO_SHRINK, TINY_DEMO_SIZES
 from mmdf.cli import main
 from mmdf.pipeline.demo import load_demo_configs, run_demo
 
-SHRINK = [
-    "folds.n_splits=2", "prepare.workers=1", "prepare.progress=false", "prepare.faces.num_frames=3",
-    "train.epochs=1", "train.num_workers=0", "train.progress=false", "train.batch_size=16",
-    "train.audio.model.name=test_efficientnet", "train.audio.input_size=[32,32]",
-    "train.visual.model.name=test_efficientnet", "train.visual.input_size=32",
-    "stack.lightgbm.min_child_samples=2",
-]
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("demo")
-    overrides = [f"data.root={tmp / 'data'}", f"data.cache_dir={tmp / 'cache'}", f"runs_dir={tmp / 'runs'}", *SHRINK]
-    run_dir = run_demo(overrides, n_train=24, n_val=12, n_test=8)
+def demo_run(tiny_demo):
+    tmp = tiny_demo
+    overrides = [f"data.root={tmp / 'data'}", f"data.cache_dir={tmp / 'cache'}", f"runs_dir={tmp / 'runs'}", *DEMO_SHRINK]
+    run_dir = run_demo(overrides, **TINY_DEMO_SIZES)
     return tmp, overrides, run_dir
 
 
@@ -64,7 +58,7 @@ def test_demo_writes_submission_and_report(demo_run):
 def test_second_demo_run_reuses_everything(demo_run):
     tmp, overrides, run_dir = demo_run
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "demo_timings.json"}
-    run_demo(overrides, n_train=24, n_val=12, n_test=8)
+    run_demo(overrides, **TINY_DEMO_SIZES)
     after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "demo_timings.json"}
     assert after == before
 

@@ -127,6 +127,29 @@ def test_cache_keyed_by_feature_parameters(single_run, dataset):
     assert params["mel"]["image_size"] == 64
 
 
+def test_mel_ablation_takes_the_faces_from_the_sibling_cache(single_run, dataset, tmp_path, monkeypatch):
+    """A cache differing only in mel parameters links the face crops instead of detecting again."""
+    cfg, manifest = single_run
+    shutil.copytree(cache_root(cfg), tmp_path / cache_root(cfg).name)
+    import mmdf.prepare.clip as clip_mod
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("faces were detected again")
+
+    monkeypatch.setattr(clip_mod, "prepare_clip_faces", no_detection)
+    mels = prepare_dataset(config(dataset, tmp_path, "prepare.mel.n_mels=32"))
+    assert cache_root(config(dataset, tmp_path, "prepare.mel.n_mels=32")).parent == tmp_path
+    assert {(r.split, r.video_name): (r.status, r.audio_status, r.visual_status)
+            for r in mels.itertuples()} == EXPECTED
+    visual = ["visual_status", "frames_sampled", "frames_with_face", "face_conf_mean"]
+    pd.testing.assert_frame_equal(mels[visual], manifest[visual])
+    good_new, good_old = mels.set_index("video_name").loc["good.mp4"], manifest.set_index("video_name").loc["good.mp4"]
+    assert good_new.faces_file != good_old.faces_file
+    assert np.array_equal(np.load(good_new.faces_file), np.load(good_old.faces_file))
+    assert not np.array_equal(np.load(good_new.mel_file), np.load(good_old.mel_file))  # the mels are new
+    assert "no face" in mels.set_index("video_name").loc["no_face.mp4", "error"]
+
+
 def test_second_run_is_a_no_op(single_run):
     cfg, manifest = single_run
     journal = cache_root(cfg) / "journal" / "shard-0-of-1.jsonl"

@@ -12,6 +12,11 @@ same parameters reuse it)::
 
 Every file is written under a temporary name and renamed, so a killed run
 leaves either a whole file or none; a torn last journal line is ignored.
+
+Caches whose keys differ in one half only (an ablation of ``n_mels`` keeps
+the face parameters) share the other half: :func:`find_donors` finds the
+sibling caches made with the same face (or mel) parameters, and a clip's
+features are linked from there instead of being computed again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from mmdf.files import atomic_write
 
 # Bump when the feature code changes what it writes for the same parameters.
 FEATURE_VERSION = 1
+# The row fields each half of the features fills in (see mmdf.prepare.clip.process_clip).
+KIND_FIELDS = {
+    "mel": ("audio_status", "mel_file"),
+    "faces": ("visual_status", "faces_file", "frames_sampled", "frames_with_face", "face_conf_mean"),
+}
+# Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
+BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face")}
 # Parameters that change how fast features are made, not what they are.
 NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
 
@@ -130,3 +142,49 @@ def is_done(root: Path, row: dict | None, clip_path: str | Path) -> bool:
 def features_present(root: Path, row: dict) -> bool:
     """Whether the feature files a journal row names still exist."""
     return all((Path(root) / row[k]).is_file() for k in ("mel_file", "faces_file") if row.get(k))
+
+
+def find_donors(cfg, root: Path) -> dict[str, list[Path]]:
+    """Sibling caches of ``root`` holding the same mel (``'mel'``) or face (``'faces'``) features."""
+    mine = feature_params(cfg.prepare)
+    same = {"mel": ("version", "min_duration", "mel"), "faces": ("version", "min_duration", "faces")}
+    donors: dict[str, list[Path]] = {"mel": [], "faces": []}
+    for params_file in sorted(Path(cfg.data.cache_dir).glob("prep-*/params.json")):
+        other = params_file.parent
+        if other.resolve() == Path(root).resolve():
+            continue
+        try:
+            theirs = json.loads(params_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for kind, keys in same.items():
+            if all(theirs.get(k) == mine.get(k) for k in keys):
+                donors[kind].append(other)
+    return donors
+
+
+def borrowable(donors: dict[str, list[Path]]) -> dict[tuple[str, str], dict[str, tuple[str, dict]]]:
+    """(split, video_name) -> {kind: (donor root, donor journal row)} for the donors' finished halves."""
+    out: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}
+    for kind, roots in donors.items():
+        for donor in roots:
+            for key, row in read_journal(donor).items():
+                file = row.get(f"{kind}_file")
+                if row.get(KIND_FIELDS[kind][0]) not in BORROWABLE[kind]:
+                    continue
+                if file and not (donor / file).is_file():
+                    continue
+                out.setdefault(key, {}).setdefault(kind, (str(donor), row))
+    return out
+
+
+def link_feature(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (a copy across file systems)."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)

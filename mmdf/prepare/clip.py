@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmdf.prepare.audio import prepare_clip_audio
-from mmdf.prepare.cache import feature_relpath, save_array, source_fingerprint
+from mmdf.prepare.cache import KIND_FIELDS, feature_relpath, link_feature, save_array, source_fingerprint
 from mmdf.prepare.config import PrepareConfig
 from mmdf.prepare.faces import FaceDetector, prepare_clip_faces
 from mmdf.prepare.media import MediaError, probe
@@ -27,6 +27,8 @@ class ClipTask:
     video_name: str
     path: str
     stem: str  # feature file stem (see cache.clip_stem)
+    # kind ('mel'/'faces') -> (donor cache root, its journal row): that half is linked, not computed
+    borrow: dict | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -78,6 +80,8 @@ def process_clip(task: ClipTask, cfg: PrepareConfig, detector: FaceDetector, roo
     elif info.audio_duration < cfg.min_duration:
         row["audio_status"] = "too_short"
         errors.append(f"audio: {info.audio_duration:.3f} s, shorter than prepare.min_duration={cfg.min_duration}")
+    elif "mel" in (task.borrow or {}):
+        _borrow(task, "mel", root, row, errors)
     else:
         try:
             mel = prepare_clip_audio(task.path, cfg.mel)
@@ -95,6 +99,8 @@ def process_clip(task: ClipTask, cfg: PrepareConfig, detector: FaceDetector, roo
     elif info.video_duration < cfg.min_duration:
         row["visual_status"] = "too_short"
         errors.append(f"video: {info.video_duration:.3f} s, shorter than prepare.min_duration={cfg.min_duration}")
+    elif "faces" in (task.borrow or {}):
+        _borrow(task, "faces", root, row, errors)
     else:
         try:
             faces = prepare_clip_faces(task.path, cfg.faces, detector)
@@ -114,6 +120,19 @@ def process_clip(task: ClipTask, cfg: PrepareConfig, detector: FaceDetector, roo
     row["error"] = "; ".join(errors)
     row["prepared_at"] = time.time()
     return row
+
+
+def _borrow(task: ClipTask, kind: str, root: Path, row: dict, errors: list[str]) -> None:
+    """Take one half of the features from a cache made with the same parameters for that half."""
+    donor_root, donor = task.borrow[kind]
+    for field in KIND_FIELDS[kind]:
+        row[field] = donor.get(field)
+    if donor.get(f"{kind}_file"):
+        rel = feature_relpath(kind, task.split, task.stem)
+        link_feature(Path(donor_root) / donor[f"{kind}_file"], root / rel)
+        row[f"{kind}_file"] = rel
+    prefix = "audio: " if kind == "mel" else "video: "
+    errors += [e for e in (donor.get("error") or "").split("; ") if e.startswith(prefix)]
 
 
 # --------------------------------------------------------------------------- worker process state

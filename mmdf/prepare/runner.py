@@ -22,11 +22,14 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.prepare.cache import (
+    borrowable,
     cache_root,
     clip_stem,
     feature_params,
+    find_donors,
     is_done,
     read_journal,
+    source_fingerprint,
     write_text,
 )
 from mmdf.prepare.clip import ClipTask, empty_row, init_worker, run_task, set_worker_state
@@ -84,6 +87,7 @@ def prepare_dataset(cfg, shard: str | tuple[int, int] | None = None, force: bool
     write_text(root / "params.json", json.dumps(feature_params(cfg.prepare), indent=2, sort_keys=True))
 
     done = {} if force else read_journal(root)
+    lendable = {} if force else borrowable(find_donors(cfg, root))
     tasks = []
     for row in mine.itertuples(index=False):
         key = (row.split, row.video_name)
@@ -91,7 +95,13 @@ def prepare_dataset(cfg, shard: str | tuple[int, int] | None = None, force: bool
             continue  # recorded as `missing` in the manifest
         if is_done(root, done.get(key), row.path):
             continue
-        tasks.append(ClipTask(row.split, row.video_name, row.path, clip_stem(row.split, row.video_name)))
+        source = source_fingerprint(row.path)
+        borrow = {kind: lent for kind, lent in lendable.get(key, {}).items() if lent[1].get("source") == source}
+        tasks.append(ClipTask(row.split, row.video_name, row.path, clip_stem(row.split, row.video_name),
+                              borrow or None))
+    n_borrow = sum(t.borrow is not None for t in tasks)
+    if n_borrow:
+        log.info("prepare: %d clips take features from caches made with the same mel or face parameters", n_borrow)
 
     n_missing = int((~mine["exists"]).sum())
     log.info(

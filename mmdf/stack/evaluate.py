@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from mmdf.metrics import DEFAULT_MAX_FPR, score_report
-
-TPR_KEY = f"tpr@fpr={DEFAULT_MAX_FPR:g}"
+from mmdf.metrics import TPR_KEY, score_report
 
 
 def cross_val_oof(estimator, X: pd.DataFrame, y: np.ndarray, fold: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ from sklearn.metrics import roc_curve
 from mmdf.metrics import DEFAULT_MAX_FPR, roc_auc
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib without a display (runs on servers and in workers)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +29,7 @@ def _pyplot():
 
 def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: Path) -> Path:
     """ROC curves, one panel per split: ``{title: (y_true, {method: scores})}``; log-scale FPR."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = {t: v for t, v in panels.items() if v[0] is not None and len(np.unique(v[0])) == 2}
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.5 * max(1, len(panels)), 5), squeeze=False)
     for ax, (title, (y, curves)) in zip(axes[0], panels.items()):
@@ -62,7 +63,7 @@ def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], 
 
 def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, method: str) -> Path:
     """Score histograms of real and fake clips, one panel per split: ``{title: (y, scores)}``."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = {t: v for t, v in panels.items() if v[0] is not None}
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
     bins = np.linspace(0, 1, 41)

@@ -63,7 +63,7 @@ def train_branch(cfg: Config, branch: str, folds: list[int] | None = None, force
     bad = [k for k in wanted if not 0 <= k < n]
     if bad:
         raise MmdfError(f"--folds {bad} out of range: folds.n_splits={n} gives folds 0..{n - 1}")
-    if not force and _is_complete(out, n):
+    if not force and is_complete(out, n):
         log.info("%s branch already trained in %s; nothing to do (use --force to retrain)", branch, out)
         return out
     rt = resolve_runtime(cfg.train)
@@ -74,7 +74,8 @@ def train_branch(cfg: Config, branch: str, folds: list[int] | None = None, force
     return out
 
 
-def _is_complete(out: Path, n: int) -> bool:
+def is_complete(out: Path, n: int) -> bool:
+    """Whether the branch folder holds every fold's predictions and the merged outputs."""
     files = ["metrics.json", "oof.csv", "val_pred.csv", "test_pred.csv"]
     return all((out / f).is_file() for f in files) and all(
         (out / f"fold_{k}" / PRED_FILE).is_file() for k in range(n))

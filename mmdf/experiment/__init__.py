@@ -1,0 +1,1 @@
+"""Ablation experiments: variants of the pipeline run side by side and compared."""

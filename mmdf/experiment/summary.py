@@ -1,0 +1,171 @@
+"""The comparison of an experiment's variants: results.csv, summary.csv, summary.md, summary.png.
+
+``results.csv`` has one row per trial (variant x seed) with every step's
+OOF/val AUC and TPR@FPR=1e-3, wall time and peak memory; ``summary.csv``
+one row per variant: the metric step's scores as mean and standard
+deviation over seeds (``std`` is NaN with a single seed: one run tells no
+spread), the wall time of a trial (all its steps, and those it computed
+itself) and the largest peak memory of any step (one process, and the
+step's process tree).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmdf.experiment.runner import read_records
+from mmdf.experiment.spec import Experiment
+from mmdf.experiment.steps import step_metrics
+from mmdf.stack.report import markdown_table, pyplot
+
+SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr")
+
+
+def collect_results(exp: Experiment) -> pd.DataFrame:
+    """One row per trial: its scores per step (``<step>_<score>``), state, time and memory."""
+    rows = []
+    for t in exp.trials:
+        records = read_records(t.run_dir)
+        row: dict = {"variant": t.variant, "seed": t.seed, "run_dir": str(t.run_dir)}
+        done = all(records.get(s, {}).get("state") == "done" for s in exp.spec.steps)
+        row["state"] = "done" if done else ("partial" if records else "not run")
+        walls, own, peaks, trees = [], [], [], []
+        for step in exp.spec.steps:
+            rec = records.get(step, {})
+            row[f"{step}_wall_s"] = _num(rec.get("wall_s"))
+            row[f"{step}_peak_rss_mb"] = _num(rec.get("peak_rss_mb"))
+            row[f"{step}_peak_tree_mb"] = _num(rec.get("peak_tree_mb"))
+            row[f"{step}_reused_from"] = rec.get("reused_from") or ""
+            walls.append(row[f"{step}_wall_s"])
+            if not row[f"{step}_reused_from"]:
+                own.append(row[f"{step}_wall_s"])
+            peaks.append(row[f"{step}_peak_rss_mb"])
+            trees.append(row[f"{step}_peak_tree_mb"])
+            if step != "prepare":
+                scores = step_metrics(step, t.run_dir) if rec.get("state") == "done" else None
+                for key in SCORES:
+                    row[f"{step}_{key}"] = (scores or {}).get(key, math.nan)
+        known = [w for w in walls if not math.isnan(w)]
+        row["wall_s"] = float(sum(known)) if known else math.nan
+        row["own_wall_s"] = float(sum(w for w in own if not math.isnan(w)))
+        row["peak_rss_mb"] = _nanmax(peaks)
+        row["peak_tree_mb"] = _nanmax(trees)
+        for key in SCORES:
+            row[key] = row.get(f"{exp.spec.metric}_{key}", math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _nanmax(values: list[float]) -> float:
+    return float(np.nanmax(values)) if not all(map(math.isnan, values)) else math.nan
+
+
+def _num(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def summarize(results: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Per variant (in the file's order): mean and std over seeds of each score, time, memory."""
+    rows = []
+    for variant in variants:
+        r = results[(results["variant"] == variant) & (results["state"] == "done")]
+        row: dict = {"variant": variant, "n_seeds": len(r)}
+        for key in SCORES:
+            values = r[key].dropna().to_numpy(dtype=float)
+            row[f"{key}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        row["wall_s"] = float(r["wall_s"].mean()) if len(r) else math.nan
+        row["own_wall_s"] = float(r["own_wall_s"].mean()) if len(r) else math.nan
+        row["peak_rss_mb"] = float(r["peak_rss_mb"].max()) if len(r) else math.nan
+        row["peak_tree_mb"] = float(r["peak_tree_mb"].max()) if len(r) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_summary(exp: Experiment) -> Path:
+    """Write the four files under the experiment's folder; returns ``summary.md``'s path."""
+    root = exp.root
+    root.mkdir(parents=True, exist_ok=True)
+    results = collect_results(exp)
+    results.to_csv(root / "results.csv", index=False)
+    summary = summarize(results, exp.variants)
+    summary.to_csv(root / "summary.csv", index=False)
+    plot = plot_summary(summary, results, exp.spec.metric, root / "summary.png")
+    md = root / "summary.md"
+    md.write_text(summary_markdown(exp, summary, results, plot))
+    return md
+
+
+def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFrame, plot: Path | None) -> str:
+    seeds = f"seeds {', '.join(map(str, exp.spec.seeds))}" if exp.spec.seeds else "one run per variant"
+    table = pd.DataFrame({"variant": summary["variant"], "runs": summary["n_seeds"]})
+    for key, title in (("oof_auc", "OOF AUC"), ("oof_tpr", "OOF TPR@1e-3"),
+                       ("val_auc", "val AUC"), ("val_tpr", "val TPR@1e-3")):
+        table[title] = [_pm(m, s) for m, s in zip(summary[f"{key}_mean"], summary[f"{key}_std"])]
+    table["wall s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["wall_s"]]
+    table["own s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["own_wall_s"]]
+    table["peak MiB"] = [_mib(p, t) for p, t in zip(summary["peak_rss_mb"], summary["peak_tree_mb"])]
+    lines = [
+        f"# Experiment: {exp.name}",
+        "",
+        f"File: `{exp.path}`. Steps: {', '.join(exp.spec.steps)}. Scores of the **{exp.spec.metric}** step "
+        f"({'the chosen stacking method' if exp.spec.metric == 'stack' else 'the branch alone'}), "
+        f"{seeds}; mean ± standard deviation over seeds.",
+        "",
+        markdown_table(table),
+        "",
+        "Wall s: the steps of one run of the variant, reused steps counted with the time they took "
+        "where they were computed (preprocessing found in the cache counts as 0); own s: the steps "
+        "computed for this variant itself, not reused from another. Peak MiB: resident memory of the "
+        "largest process of any step"
+        + ("" if exp.spec.isolate else " (the main process: steps ran in-process)")
+        + " / of a step's whole process tree (workers included, sampled every 0.5 s).",
+        "",
+    ]
+    if plot is not None:
+        lines += [f"![AUC per variant]({plot.name})", ""]
+    pending = results[results["state"] != "done"]
+    if len(pending):
+        lines += ["Not finished: " + ", ".join(
+            f"{v}{'' if s is None or s != s else f' (seed {int(s)})'}: {st}"
+            for v, s, st in zip(pending["variant"], pending["seed"], pending["state"])), ""]
+    return "\n".join(lines)
+
+
+def _mib(process: float, tree: float) -> str:
+    return " / ".join("-" if math.isnan(v) else f"{v:.0f}" for v in (process, tree))
+
+
+def _pm(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.4f}" + ("" if math.isnan(std) else f" ± {std:.4f}")
+
+
+def plot_summary(summary: pd.DataFrame, results: pd.DataFrame, metric: str, path: Path) -> Path | None:
+    """AUC per variant, OOF and val side by side: mean, error bar = std over seeds, dots = each seed."""
+    if summary[["oof_auc_mean", "val_auc_mean"]].isna().all().all():
+        return None
+    plt = pyplot()
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * n + 2), 3.6))
+    x = np.arange(n)
+    position = {v: i for i, v in enumerate(summary["variant"])}
+    done = results[results["state"] == "done"]
+    for offset, key, label, color in ((-0.12, "oof_auc", "OOF", "C0"), (0.12, "val_auc", "val", "C1")):
+        err = summary[f"{key}_std"].fillna(0).to_numpy()
+        ax.errorbar(x + offset, summary[f"{key}_mean"], yerr=err, fmt="o", capsize=4, label=label, color=color)
+        if done["seed"].notna().any():
+            ax.scatter(done["variant"].map(position) + offset + 0.06, done[key], s=10, alpha=0.5, color=color)
+    ax.set_xticks(x, summary["variant"], rotation=20, ha="right")
+    ax.set_ylabel(f"AUC ({metric})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
