@@ -131,6 +131,14 @@ def test_every_shipped_experiment_expands(path):
         assert all(str(c.data.root) == "data/demo" for t in exp.trials for c in t.configs.values())
 
 
+def test_demo_backbone_ablation_compares_the_named_backbones():
+    exp = load_experiment(REPO / "experiments/demo/audio_backbone.yaml")
+    assert {t.variant: t.configs["audio"].train.audio.model.name for t in exp.trials} == {
+        "efficientnet_b1": "efficientnet_b1", "efficientnet_b0": "efficientnet_b0"}
+    assert all(not t.configs["audio"].train.audio.model.pretrained for t in exp.trials)  # offline on CPU
+    assert exp.root == Path("runs/demo_audio_backbone")
+
+
 def _fingerprints(exp, trial) -> dict[str, str]:
     fps: dict[str, str] = {}
     for step in exp.spec.steps:
@@ -213,7 +221,7 @@ def test_reuse_of_finished_steps(tmp_path, pipeline, counted):
     body = {"isolate": False, "grid": {"stack.method": ["mean", "lightgbm"]}}
     path = experiment(tmp_path, pipeline, body)
     exp = load_experiment(path)
-    assert [a.what for a in plan(exp)] == ["run", "run", "run", "run", "done", "reuse", "reuse", "run"]
+    assert [a.what for a in plan(exp)] == ["run", "run", "run", "run", "reuse", "reuse", "reuse", "run"]
     run_experiment(exp, echo=False)
     assert [c[0] for c in counted.calls] == ["prepare", "audio", "visual", "stack", "stack"]
     second = exp.root / "method=lightgbm"
@@ -267,7 +275,8 @@ def test_interrupted_step_resumes_and_lost_source_is_recomputed(tmp_path, pipeli
     shutil.rmtree(first.run_dir)
     counted.calls.clear()
     run_experiment(load_experiment(path), variants=["method=lightgbm"], echo=False)
-    assert [(c[0], c[1], c[2]) for c in counted.calls] == [("audio", "abl/method=lightgbm", True)]
+    assert counted.calls == [("prepare", "abl/method=lightgbm", False),  # a no-op over a full cache
+                             ("audio", "abl/method=lightgbm", True)]
     assert not (second.run_dir / "audio").is_symlink()
 
 

@@ -8,7 +8,7 @@ HELP = "run every variant of an experiment YAML through the pipeline and compare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="experiment YAML, e.g. experiments/demo/audio_augment.yaml")
+    parser.add_argument("file", help="experiment YAML, e.g. experiments/demo/audio_vflip.yaml")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides for every step of every variant, e.g. data.root=/data/ffdv")
     parser.add_argument("--variants", default=None, metavar="NAME[,NAME...]",

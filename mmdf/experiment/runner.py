@@ -57,6 +57,8 @@ class Action:
     reason: str = ""
 
     def describe(self) -> str:
+        if self.what == "done" and self.source:
+            return f"done (taken from {self.source})"
         return self.what + (f" from {self.source}" if self.source else f" ({self.reason})" if self.reason else "")
 
 
@@ -112,9 +114,6 @@ def decide(exp: Experiment, trial: Trial, step: str, fp: str, force: bool,
     spec, cfg = STEP[step], trial.configs[step]
     forced = force and spec.forceable
     record = read_records(trial.run_dir).get(step)
-    if step == "prepare":  # the cache is keyed by the prepare parameters; --force never redoes it
-        cached = spec.complete(cfg) or (step, fp) in fresh
-        return Action(trial.name, step, fp, "done" if cached else "run", reason="feature cache")
     if (step, fp) in fresh and fresh[(step, fp)] != trial.name:
         return Action(trial.name, step, fp, "reuse", fresh[(step, fp)])
     if not forced and record and record.get("fingerprint") == fp and record.get("state") == "done" \
@@ -213,10 +212,6 @@ def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> No
     spec, cfg = STEP[step], trial.configs[step]
     records = read_records(run_dir)
     if act.what == "done":
-        if step == "prepare" and records.get(step, {}).get("fingerprint") != act.fingerprint:
-            records[step] = {"fingerprint": act.fingerprint, "state": "done", "wall_s": None,
-                             "peak_rss_mb": None, "reused_from": "feature cache"}
-            write_records(run_dir, records)
         return
     if act.what == "reuse":
         donor = exp.root / act.source
@@ -248,7 +243,10 @@ def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> No
     if measured.returncode != 0 or not spec.complete(cfg):
         records[step].update(state="failed", returncode=measured.returncode)
         write_records(run_dir, records)
-        where = f"; its output is in {run_dir / 'logs' / f'{step}.log'}" if exp.spec.isolate else ""
+        where = ""
+        if exp.spec.isolate:
+            log_file = run_dir / "logs" / f"{step}.log"
+            where = f"; its output is in {log_file}, ending:\n  {_last_line(log_file)}\n"
         raise MmdfError(f"experiment {exp.name}: step {step} of {trial.name} failed "
                         f"(exit status {measured.returncode}){where}. Fix the cause and run the experiment "
                         "again: finished steps are kept, this one resumes.")
@@ -262,6 +260,15 @@ def _record(fp: str, m: Measured) -> dict:
 
     return {"fingerprint": fp, "state": "done", "wall_s": round(m.wall_s, 2), "peak_rss_mb": mb(m.peak_rss_mb),
             "peak_tree_mb": mb(m.peak_tree_mb), "reused_from": None, "finished_at": time.time()}
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a step's log (its error, for a step that failed)."""
+    try:
+        lines = path.read_bytes()[-4000:].decode(errors="replace").replace("\r", "\n").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
 
 def _launcher(exp: Experiment, step: str) -> list[str]:

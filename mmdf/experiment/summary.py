@@ -119,7 +119,7 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
         markdown_table(table),
         "",
         "Wall s: the steps of one run of the variant, reused steps counted with the time they took "
-        "where they were computed (preprocessing found in the cache counts as 0); own s: the steps "
+        "where they were computed (preprocessing counts with the time `mmdf prepare` took in this experiment, a few seconds where the feature cache had every clip already); own s: the steps "
         "computed for this variant itself, not reused from another. Peak MiB: resident memory of the "
         "largest process of any step"
         + ("" if exp.spec.isolate else " (the main process: steps ran in-process)")
