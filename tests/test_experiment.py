@@ -225,7 +225,8 @@ def test_reuse_of_finished_steps(tmp_path, pipeline, counted):
     run_experiment(exp, echo=False)
     assert [c[0] for c in counted.calls] == ["prepare", "audio", "visual", "stack", "stack"]
     second = exp.root / "method=lightgbm"
-    assert (second / "audio").is_symlink() and (second / "audio").resolve() == (exp.root / "method=mean" / "audio").resolve()
+    assert (second / "audio").is_symlink()
+    assert (second / "audio").resolve() == (exp.root / "method=mean" / "audio").resolve()
     assert not (second / "stack").is_symlink()
     assert read_records(second)["audio"]["reused_from"] == "method=mean"
 
@@ -291,6 +292,15 @@ def test_failed_step_stops_with_a_clear_error(tmp_path, pipeline, counted):
     with pytest.raises(MmdfError, match="step audio of base failed.*run the experiment again"):
         run_experiment(load_experiment(path), echo=False)
     assert read_records(load_experiment(path).trials[0].run_dir)["audio"]["state"] == "failed"
+
+
+def test_launcher_starts_training_steps_only(tmp_path, pipeline):
+    import sys
+
+    exp = load_experiment(experiment(tmp_path, pipeline, {"launcher": "torchrun --nproc_per_node 4"}))
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    assert runner_mod._launcher(exp, "audio") == [*torchrun, "--nproc_per_node", "4"]
+    assert runner_mod._launcher(exp, "stack") == [sys.executable]
 
 
 def test_unknown_variant_selection(tmp_path, pipeline):
@@ -359,6 +369,7 @@ def test_demo_experiment_end_to_end_in_processes(tiny_demo, capsys):
     """The real steps on a tiny demo dataset, each in its own `mmdf` process, through the CLI;
     the branches are trained once for two stackers; a second run changes no file."""
     from demo_factory import DEMO_SHRINK
+
     from mmdf.cli import main
 
     path = write(tiny_demo / "exp" / "e2e.yaml", {

@@ -22,7 +22,8 @@ from mmdf.pipeline.demo import load_demo_configs, run_demo
 @pytest.fixture(scope="module")
 def demo_run(tiny_demo):
     tmp = tiny_demo
-    overrides = [f"data.root={tmp / 'data'}", f"data.cache_dir={tmp / 'cache'}", f"runs_dir={tmp / 'runs'}", *DEMO_SHRINK]
+    overrides = [f"data.root={tmp / 'data'}", f"data.cache_dir={tmp / 'cache'}", f"runs_dir={tmp / 'runs'}",
+                 *DEMO_SHRINK]
     run_dir = run_demo(overrides, **TINY_DEMO_SIZES)
     return tmp, overrides, run_dir
 

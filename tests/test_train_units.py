@@ -155,10 +155,12 @@ def test_every_train_config_loads(name):
 def test_reference_recipe_is_adam_steplr():
     from mmdf.experiment.spec import load_experiment
 
-    trials = {t.variant: t.configs["audio"] for t in load_experiment(REPO / "experiments/audio_reference_recipe.yaml").trials}
+    exp = load_experiment(REPO / "experiments/audio_reference_recipe.yaml")
+    trials = {t.variant: t.configs["audio"] for t in exp.trials}
     cfg = trials["reference"]
     assert (cfg.train.optimizer.name, cfg.train.optimizer.lr) == ("adam", 3e-3)
-    assert (cfg.train.schedule.name, cfg.train.schedule.decay_epochs, cfg.train.schedule.decay_rate) == ("step", 4, 0.85)
+    sched = cfg.train.schedule
+    assert (sched.name, sched.decay_epochs, sched.decay_rate) == ("step", 4, 0.85)
     assert cfg.train.audio.model.in_chans == 3 and cfg.train.audio.model.name == "efficientnet_b1"
     assert trials["ours"] == load_config(REPO / "configs/audio.yaml", ["experiment=audio_reference_recipe/ours"])
     vflip = {t.name: t.configs["audio"].train.audio.augment.vflip

@@ -272,8 +272,12 @@ def _last_line(path: Path) -> str:
 
 
 def _launcher(exp: Experiment, step: str) -> list[str]:
+    """The command that starts a step; ``torchrun`` is this Python's, whatever the PATH holds."""
     if step in TRAIN_STEPS and exp.spec.launcher:
-        return shlex.split(exp.spec.launcher)
+        words = shlex.split(exp.spec.launcher)
+        if words[0] == "torchrun":
+            words = [sys.executable, "-m", "torch.distributed.run", *words[1:]]
+        return words
     return [sys.executable]
 
 

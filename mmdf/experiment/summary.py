@@ -20,6 +20,7 @@ import pandas as pd
 from mmdf.experiment.runner import read_records
 from mmdf.experiment.spec import Experiment
 from mmdf.experiment.steps import step_metrics
+from mmdf.files import atomic_write
 from mmdf.stack.report import markdown_table, pyplot
 
 SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr")
@@ -91,12 +92,15 @@ def write_summary(exp: Experiment) -> Path:
     root = exp.root
     root.mkdir(parents=True, exist_ok=True)
     results = collect_results(exp)
-    results.to_csv(root / "results.csv", index=False)
     summary = summarize(results, exp.variants)
-    summary.to_csv(root / "summary.csv", index=False)
+    # atomic: runs of --variants on several machines may finish at the same time
+    for name, frame in (("results.csv", results), ("summary.csv", summary)):
+        with atomic_write(root / name) as tmp:
+            frame.to_csv(tmp, index=False)
     plot = plot_summary(summary, results, exp.spec.metric, root / "summary.png")
     md = root / "summary.md"
-    md.write_text(summary_markdown(exp, summary, results, plot))
+    with atomic_write(md) as tmp:
+        tmp.write_text(summary_markdown(exp, summary, results, plot))
     return md
 
 
@@ -119,7 +123,8 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
         markdown_table(table),
         "",
         "Wall s: the steps of one run of the variant, reused steps counted with the time they took "
-        "where they were computed (preprocessing counts with the time `mmdf prepare` took in this experiment, a few seconds where the feature cache had every clip already); own s: the steps "
+        "where they were computed (preprocessing with the time `mmdf prepare` took in this experiment: "
+        "a few seconds where the feature cache had every clip already); own s: the steps "
         "computed for this variant itself, not reused from another. Peak MiB: resident memory of the "
         "largest process of any step"
         + ("" if exp.spec.isolate else " (the main process: steps ran in-process)")
@@ -166,6 +171,7 @@ def plot_summary(summary: pd.DataFrame, results: pd.DataFrame, metric: str, path
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path

@@ -135,5 +135,5 @@ def bench_branch(cfg: Config, branch: str, manifest: pd.DataFrame | None = None,
                 _sync(rt)
             results.append({**base, "what": "inference", "amp": name,
                             "samples_per_s": _rate(n_batches * bs, time.perf_counter() - t0)})
-        del loader
+        loader = None  # its persistent workers stop with it
     return results
