@@ -55,3 +55,21 @@ def test_leak_detected():
     folds = pd.DataFrame({"video_name": ["a", "a", "b"], "target": [0, 0, 1], "fold": [0, 1, 1]})
     with pytest.raises(MmdfError, match="leaks"):
         check_folds(folds)
+
+
+def test_same_clips_guards_share_one_check():
+    from mmdf.data.folds import assert_same_clips, clip_differences
+    from mmdf.stack.inputs import compare_folds
+
+    a = pd.DataFrame({"video_name": ["x", "y", "z"], "target": [0, 1, 1], "fold": [0, 1, 0]})
+    b = a.assign(target=[0, 0, 1])
+    assert clip_differences(a, b) == ([], [], ["y"])
+    assert clip_differences(a.iloc[:2], a.iloc[1:]) == (["x"], ["z"], [])
+    assert clip_differences(a.drop(columns="target"), b) == ([], [], [])
+    with pytest.raises(MmdfError, match="targets differ from the train labels for 1 clip"):
+        assert_same_clips(a, b, "folds.csv")
+    with pytest.raises(MmdfError, match="1 clip\\(s\\) without a fold"):
+        assert_same_clips(a.iloc[:2], a, "folds.csv")
+    with pytest.raises(MmdfError, match="targets differ between A and B: y"):
+        compare_folds(a, "A", b, "B")
+    compare_folds(a, "A", a.copy(), "B")

@@ -99,20 +99,31 @@ def load_or_make_folds(path: str | Path, train: pd.DataFrame, cfg: FoldConfig) -
     return folds
 
 
+def clip_differences(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
+    """Clips only in ``a``, clips only in ``b``, and shared clips whose targets differ.
+
+    The one check behind every "same clips, same labels" guard; each caller
+    words its own advice. Targets are compared only where both frames have them.
+    """
+    names_a, names_b = set(a[NAME_COL]), set(b[NAME_COL])
+    differ: list[str] = []
+    if TARGET_COL in a and TARGET_COL in b:
+        ta = a.set_index(NAME_COL)[TARGET_COL].astype(int)
+        tb = b.set_index(NAME_COL)[TARGET_COL].astype(int).reindex(ta.index)
+        differ = ta.index[tb.notna() & (ta != tb)].tolist()
+    return sorted(names_a - names_b), sorted(names_b - names_a), differ
+
+
 def assert_same_clips(folds: pd.DataFrame, train: pd.DataFrame, where: str) -> None:
     """The folds file must cover exactly the train clips, with the same targets."""
-    a = set(folds[NAME_COL])
-    b = set(train[NAME_COL])
-    if a != b:
+    unknown, without_fold, differ = clip_differences(folds, train)
+    if unknown or without_fold:
         raise MmdfError(
-            f"{where} does not match the train labels: {len(b - a)} clip(s) without a fold "
-            f"({list_offenders(sorted(b - a))}), {len(a - b)} unknown; delete it to re-split"
+            f"{where} does not match the train labels: {len(without_fold)} clip(s) without a fold "
+            f"({list_offenders(without_fold)}), {len(unknown)} unknown; delete it to re-split"
         )
-    t = train.set_index(NAME_COL)[TARGET_COL].astype(int)
-    f = folds.set_index(NAME_COL)[TARGET_COL].astype(int)
-    diff = (t != f.reindex(t.index))
-    if diff.any():
+    if differ:
         raise MmdfError(
-            f"{where}: targets differ from the train labels for {int(diff.sum())} clip(s): "
-            f"{list_offenders(t.index[diff].tolist())}; delete it to re-split"
+            f"{where}: targets differ from the train labels for {len(differ)} clip(s): "
+            f"{list_offenders(differ)}; delete it to re-split"
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.data.folds import FOLD_COL, check_folds
+from mmdf.data.folds import FOLD_COL, check_folds, clip_differences
 from mmdf.data.labels import NAME_COL, TARGET_COL
 from mmdf.errors import MmdfError, list_offenders
 
@@ -122,15 +122,14 @@ def _fold_map(df: pd.DataFrame) -> pd.Series:
 
 def compare_folds(a: pd.DataFrame, a_name: str, b: pd.DataFrame, b_name: str) -> None:
     """Refuse unless ``a`` and ``b`` hold the same clips in the same folds (and same targets)."""
-    fa, fb = _fold_map(a), _fold_map(b)
-    only_a = sorted(set(fa.index) - set(fb.index))
-    only_b = sorted(set(fb.index) - set(fa.index))
+    only_a, only_b, targets_differ = clip_differences(a, b)
     if only_a or only_b:
         raise MmdfError(
             f"{a_name} and {b_name} cover different train clips: {len(only_a)} only in the first "
             f"({list_offenders(only_a) if only_a else 'none'}), {len(only_b)} only in the second "
             f"({list_offenders(only_b) if only_b else 'none'}); both must come from the same train labels"
         )
+    fa, fb = _fold_map(a), _fold_map(b)
     differ = fa != fb.reindex(fa.index)
     if differ.any():
         raise MmdfError(
@@ -139,12 +138,8 @@ def compare_folds(a: pd.DataFrame, a_name: str, b: pd.DataFrame, b_name: str) ->
             "would leak labels into the out-of-fold estimate. Train every branch with the same "
             "folds.csv (same runs_dir/experiment or a copied folds.csv) and stack again"
         )
-    if TARGET_COL in a and TARGET_COL in b:
-        ta = a.set_index(NAME_COL)[TARGET_COL].astype(int)
-        tb = b.set_index(NAME_COL)[TARGET_COL].astype(int).reindex(ta.index)
-        if (ta != tb).any():
-            bad = ta.index[ta != tb].tolist()
-            raise MmdfError(f"targets differ between {a_name} and {b_name}: {list_offenders(bad)}")
+    if targets_differ:
+        raise MmdfError(f"targets differ between {a_name} and {b_name}: {list_offenders(targets_differ)}")
 
 
 def resolve_folds(branches: list[BranchOutputs], stack_folds_path: Path) -> pd.DataFrame:
