@@ -201,7 +201,8 @@ class Counter:
                      "oof_tpr@fpr=0.001": 0.1, "val_auc": score + 0.01, "val_tpr@fpr=0.001": 0.2}]}
                 (cfg.run_dir / "submission.csv").write_text("video_name,y_pred\n")
             else:
-                m = {"oof": {"auc": 0.5 + cfg.seed / 100, "tpr@fpr=0.001": 0.0}, "val": {"auc": 0.6}}
+                m = {"oof": {"auc": 0.5 + cfg.seed / 100 + cfg.train.epochs / 1000, "tpr@fpr=0.001": 0.0},
+                     "val": {"auc": 0.6}}
             marker.write_text(json.dumps(m))
         return run
 
@@ -319,17 +320,25 @@ def test_summary_means_and_spreads_over_seeds(tmp_path, pipeline, counted):
     run_experiment(exp, variants=["a"], echo=False)
     results = collect_results(exp)
     assert results["state"].tolist() == ["done"] * 3 + ["not run"] * 3
-    assert results.loc[:2, "audio_oof_auc"].tolist() == pytest.approx([0.5, 0.52, 0.54])
+    assert results.loc[:2, "audio_oof_auc"].tolist() == pytest.approx([0.508, 0.528, 0.548])
     assert results.loc[:2, "audio_wall_s"].notna().all()
     summary = pd.read_csv(exp.root / "summary.csv")
     a, b = summary.iloc[0], summary.iloc[1]
     assert (a["variant"], a["n_seeds"]) == ("a", 3)
-    assert a["oof_auc_mean"] == pytest.approx(0.52) and a["oof_auc_std"] == pytest.approx(0.02)
+    assert a["oof_auc_mean"] == pytest.approx(0.528) and a["oof_auc_std"] == pytest.approx(0.02)
     assert a["val_auc_mean"] == pytest.approx(0.6) and a["val_auc_std"] == pytest.approx(0.0)
-    assert b["n_seeds"] == 0 and math.isnan(b["oof_auc_mean"])
+    assert b["n_seeds"] == 0 and math.isnan(b["oof_auc_mean"]) and math.isnan(b["delta_oof_auc_mean"])
     md = (exp.root / "summary.md").read_text()
-    assert "0.5200 ± 0.0200" in md and "Not finished: b (seed 0): not run" in md
+    assert "0.5280 ± 0.0200" in md and "Not finished: b (seed 0): not run" in md
     assert (exp.root / "summary.png").stat().st_size > 1000
+
+    # b (1 epoch against 8) differs from a by -0.007 in every seed: a paired difference with no spread,
+    # although each variant alone spreads by 0.02 over seeds
+    run_experiment(exp, echo=False)
+    b = pd.read_csv(exp.root / "summary.csv").iloc[1]
+    assert b["oof_auc_std"] == pytest.approx(0.02)
+    assert b["delta_oof_auc_mean"] == pytest.approx(-0.007) and b["delta_oof_auc_std"] == pytest.approx(0.0, abs=1e-9)
+    assert "-0.0070 ± 0.0000" in (exp.root / "summary.md").read_text()
 
 
 def test_summary_single_seed_has_no_spread(tmp_path, pipeline, counted):

@@ -4,7 +4,7 @@
 OOF/val AUC and TPR@FPR=1e-3, wall time and peak memory; ``summary.csv``
 one row per variant: the metric step's scores as mean and standard
 deviation over seeds (``std`` is NaN with a single seed: one run tells no
-spread), the wall time of a trial (all its steps, and those it computed
+spread), the AUC differences from the first variant paired by seed, the wall time of a trial (all its steps, and those it computed
 itself) and the largest peak memory of any step (one process, and the
 step's process tree).
 """
@@ -24,6 +24,7 @@ from mmdf.files import atomic_write
 from mmdf.stack.report import markdown_table, pyplot
 
 SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr")
+DELTA_SCORES = ("oof_auc", "val_auc")
 
 
 def collect_results(exp: Experiment) -> pd.DataFrame:
@@ -70,21 +71,41 @@ def _num(value) -> float:
 
 
 def summarize(results: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
-    """Per variant (in the file's order): mean and std over seeds of each score, time, memory."""
+    """Per variant (in the file's order): mean and std over seeds of each score, time, memory.
+
+    ``delta_<score>_mean/std``: the variant minus the first variant, seed by
+    seed (both runs of a pair share seed and folds, so the spread of the
+    differences is what tells a change from seed noise).
+    """
     rows = []
+    done = results[results["state"] == "done"]
+    first = done[done["variant"] == variants[0]]
+    reference = first.set_index(_seed_key(first))
     for variant in variants:
-        r = results[(results["variant"] == variant) & (results["state"] == "done")]
+        r = done[done["variant"] == variant]
         row: dict = {"variant": variant, "n_seeds": len(r)}
         for key in SCORES:
-            values = r[key].dropna().to_numpy(dtype=float)
-            row[f"{key}_mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            row.update(_mean_std(key, r[key]))
+        paired = r.set_index(_seed_key(r))
+        for key in DELTA_SCORES:
+            common = paired.index.intersection(reference.index)
+            row.update(_mean_std(f"delta_{key}", paired.loc[common, key] - reference.loc[common, key]))
         row["wall_s"] = float(r["wall_s"].mean()) if len(r) else math.nan
         row["own_wall_s"] = float(r["own_wall_s"].mean()) if len(r) else math.nan
         row["peak_rss_mb"] = float(r["peak_rss_mb"].max()) if len(r) else math.nan
         row["peak_tree_mb"] = float(r["peak_tree_mb"].max()) if len(r) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _seed_key(frame: pd.DataFrame) -> pd.Index:
+    return pd.Index(frame["seed"].fillna(-1).astype(int), name="seed")
+
+
+def _mean_std(name: str, values: pd.Series) -> dict[str, float]:
+    v = values.dropna().to_numpy(dtype=float)
+    return {f"{name}_mean": float(v.mean()) if len(v) else math.nan,
+            f"{name}_std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
 
 
 def write_summary(exp: Experiment) -> Path:
@@ -110,6 +131,10 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
     for key, title in (("oof_auc", "OOF AUC"), ("oof_tpr", "OOF TPR@1e-3"),
                        ("val_auc", "val AUC"), ("val_tpr", "val TPR@1e-3")):
         table[title] = [_pm(m, s) for m, s in zip(summary[f"{key}_mean"], summary[f"{key}_std"])]
+    if len(summary) > 1:
+        for key, title in (("oof_auc", "Δ OOF AUC"), ("val_auc", "Δ val AUC")):
+            table[title] = [_pm(m, sd, signed=True) if i else "-" for i, (m, sd) in
+                            enumerate(zip(summary[f"delta_{key}_mean"], summary[f"delta_{key}_std"]))]
     table["wall s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["wall_s"]]
     table["own s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["own_wall_s"]]
     table["peak MiB"] = [_mib(p, t) for p, t in zip(summary["peak_rss_mb"], summary["peak_tree_mb"])]
@@ -118,7 +143,8 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
         "",
         f"File: `{exp.path}`. Steps: {', '.join(exp.spec.steps)}. Scores of the **{exp.spec.metric}** step "
         f"({'the chosen stacking method' if exp.spec.metric == 'stack' else 'the branch alone'}), "
-        f"{seeds}; mean ± standard deviation over seeds.",
+        f"{seeds}; mean ± standard deviation over seeds. Δ: the variant minus `{exp.variants[0]}`, "
+        "paired seed by seed (same seed, same folds).",
         "",
         markdown_table(table),
         "",
@@ -145,10 +171,10 @@ def _mib(process: float, tree: float) -> str:
     return " / ".join("-" if math.isnan(v) else f"{v:.0f}" for v in (process, tree))
 
 
-def _pm(mean: float, std: float) -> str:
+def _pm(mean: float, std: float, signed: bool = False) -> str:
     if math.isnan(mean):
         return "-"
-    return f"{mean:.4f}" + ("" if math.isnan(std) else f" ± {std:.4f}")
+    return f"{mean:{'+' if signed else ''}.4f}" + ("" if math.isnan(std) else f" ± {std:.4f}")
 
 
 def plot_summary(summary: pd.DataFrame, results: pd.DataFrame, metric: str, path: Path) -> Path | None:
