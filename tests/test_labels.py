@@ -119,3 +119,11 @@ def test_no_test_split(tmp_path):
     cfg = make_layout(tmp_path)
     cfg.test_list = None
     assert set(load_dataset(cfg)["split"]) == {"train", "val"}
+
+
+def test_missing_demo_labels_say_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LabelError, match="made by `mmdf demo-data`"):
+        read_labels("data/demo/trainset_label.txt")
+    with pytest.raises(LabelError, match=r"not found: data/other/trainset_label.txt$"):
+        read_labels("data/other/trainset_label.txt")

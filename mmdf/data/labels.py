@@ -19,6 +19,7 @@ from mmdf.errors import LabelError, list_offenders
 
 NAME_COL = "video_name"
 TARGET_COL = "target"
+DEMO_DATA_ROOT = "data/demo"  # where `mmdf demo-data` writes unless told otherwise
 
 
 def read_labels(path: str | Path, require_target: bool = True) -> pd.DataFrame:
@@ -30,7 +31,10 @@ def read_labels(path: str | Path, require_target: bool = True) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise LabelError(f"label file not found: {path}")
+        hint = ""
+        if path.parent.resolve() == Path(DEMO_DATA_ROOT).resolve():
+            hint = "; the demo dataset is made by `mmdf demo-data` (or `mmdf demo`)"
+        raise LabelError(f"label file not found: {path}{hint}")
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmdf.data.labels import DEMO_DATA_ROOT
 from mmdf.demo.plan import FPS, SAMPLE_RATE, SPLIT_DIRS, ClipSpec, plan_dataset
 from mmdf.errors import MmdfError, list_offenders
 from mmdf.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = "data/demo"
+DEFAULT_OUT = DEMO_DATA_ROOT
 FORMAT_VERSION = 3  # bump whenever the same arguments would render different clips
 MARKER = "demo_data.json"
 LABEL_FILES = {"train": "trainset_label.txt", "val": "valset_label.txt", "test": "testset_list.txt"}
