@@ -79,9 +79,12 @@ def write_records(run_dir: Path, records: dict[str, dict]) -> None:
         tmp.write_text(json.dumps(records, indent=2))
 
 
+def _finished(record: dict | None, fp: str) -> bool:
+    return bool(record) and record.get("fingerprint") == fp and record.get("state") == "done"
+
+
 def _computed_here(record: dict | None, fp: str) -> bool:
-    return bool(record) and record.get("fingerprint") == fp and record.get("state") == "done" \
-        and not record.get("reused_from")
+    return _finished(record, fp) and not record.get("reused_from")
 
 
 # --------------------------------------------------------------------------- planning
@@ -116,8 +119,7 @@ def decide(exp: Experiment, trial: Trial, step: str, fp: str, force: bool,
     record = read_records(trial.run_dir).get(step)
     if (step, fp) in fresh and fresh[(step, fp)] != trial.name:
         return Action(trial.name, step, fp, "reuse", fresh[(step, fp)])
-    if not forced and record and record.get("fingerprint") == fp and record.get("state") == "done" \
-            and spec.complete(cfg) and _source_unchanged(exp, step, record):
+    if not forced and _finished(record, fp) and spec.complete(cfg) and _source_unchanged(exp, step, record):
         return Action(trial.name, step, fp, "done", record.get("reused_from"))
     if not forced:
         donor = find_donor(exp, trial, step, fp)
@@ -198,7 +200,8 @@ def select(exp: Experiment, variants: list[str] | None) -> list[Trial]:
 
 
 def describe(exp: Experiment) -> dict:
-    """The experiment file as run: its keys, and every trial's overrides resolved into configs."""
+    """The experiment file as run: its keys and the trials they expand to (each step's resolved
+    config is saved in the trial's ``configs/`` when the step runs)."""
     return {
         "file": str(exp.path),
         **to_dict(exp.spec),
@@ -210,9 +213,9 @@ def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> No
     """Carry out one planned action and record it in the trial's ``steps.json``."""
     run_dir, step = trial.run_dir, act.step
     spec, cfg = STEP[step], trial.configs[step]
-    records = read_records(run_dir)
     if act.what == "done":
         return
+    records = read_records(run_dir)
     if act.what == "reuse":
         donor = exp.root / act.source
         for out in spec.outputs:

@@ -18,9 +18,9 @@ from typing import Callable, Mapping
 from mmdf.config import Config, to_dict
 from mmdf.metrics import TPR_KEY
 
-# Settings that change how fast a step runs, never what it computes.
-SPEED_ONLY = ("experiment", "runs_dir", "train.progress", "prepare.workers", "prepare.device",
-              "prepare.progress", "prepare.isolate", "prepare.faces.batch_size")
+# Settings that change how fast a step runs, never what it computes (the prepare section's
+# own speed-only settings are left out by the feature cache's key, which the fingerprint uses).
+SPEED_ONLY = ("experiment", "runs_dir", "train.progress")
 # What each step does not read (beyond SPEED_ONLY); its upstream steps enter through their fingerprints.
 NOT_READ = {
     "prepare": ("seed", "folds", "train", "stack"),
@@ -34,8 +34,11 @@ UPSTREAM = {"prepare": (), "audio": (), "visual": (), "stack": ("audio", "visual
 
 def fingerprint(step: str, cfg: Config, upstream: Mapping[str, str] = {}) -> str:
     """Hash of everything ``step`` reads from ``cfg``, and of the upstream steps' fingerprints."""
+    from mmdf.prepare.cache import feature_params
+
     skip = SPEED_ONLY + NOT_READ[step]
-    flat = {k: v for k, v in _flatten(to_dict(cfg)).items()
+    tree = {**to_dict(cfg), "prepare": feature_params(cfg.prepare)}  # includes the feature code's version
+    flat = {k: v for k, v in _flatten(tree).items()
             if not any(k == s or k.startswith(s + ".") for s in skip)}
     flat["_upstream"] = {s: upstream[s] for s in UPSTREAM[step] if s in upstream}
     flat["_step"] = step

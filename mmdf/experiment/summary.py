@@ -4,9 +4,9 @@
 OOF/val AUC and TPR@FPR=1e-3, wall time and peak memory; ``summary.csv``
 one row per variant: the metric step's scores as mean and standard
 deviation over seeds (``std`` is NaN with a single seed: one run tells no
-spread), the AUC differences from the first variant paired by seed, the wall time of a trial (all its steps, and those it computed
-itself) and the largest peak memory of any step (one process, and the
-step's process tree).
+spread), the AUC differences from the first variant paired by seed, the
+wall time of a trial (all its steps, and those it computed itself) and the
+largest peak memory of any step (one process, and the step's process tree).
 """
 
 from __future__ import annotations
@@ -35,27 +35,22 @@ def collect_results(exp: Experiment) -> pd.DataFrame:
         row: dict = {"variant": t.variant, "seed": t.seed, "run_dir": str(t.run_dir)}
         done = all(records.get(s, {}).get("state") == "done" for s in exp.spec.steps)
         row["state"] = "done" if done else ("partial" if records else "not run")
-        walls, own, peaks, trees = [], [], [], []
         for step in exp.spec.steps:
             rec = records.get(step, {})
             row[f"{step}_wall_s"] = _num(rec.get("wall_s"))
             row[f"{step}_peak_rss_mb"] = _num(rec.get("peak_rss_mb"))
             row[f"{step}_peak_tree_mb"] = _num(rec.get("peak_tree_mb"))
             row[f"{step}_reused_from"] = rec.get("reused_from") or ""
-            walls.append(row[f"{step}_wall_s"])
-            if not row[f"{step}_reused_from"]:
-                own.append(row[f"{step}_wall_s"])
-            peaks.append(row[f"{step}_peak_rss_mb"])
-            trees.append(row[f"{step}_peak_tree_mb"])
             if step != "prepare":
                 scores = step_metrics(step, t.run_dir) if rec.get("state") == "done" else None
                 for key in SCORES:
                     row[f"{step}_{key}"] = (scores or {}).get(key, math.nan)
-        known = [w for w in walls if not math.isnan(w)]
-        row["wall_s"] = float(sum(known)) if known else math.nan
-        row["own_wall_s"] = float(sum(w for w in own if not math.isnan(w)))
-        row["peak_rss_mb"] = _nanmax(peaks)
-        row["peak_tree_mb"] = _nanmax(trees)
+        walls = [row[f"{s}_wall_s"] for s in exp.spec.steps]
+        own = [w for s, w in zip(exp.spec.steps, walls) if not row[f"{s}_reused_from"] and not math.isnan(w)]
+        row["wall_s"] = float(np.nansum(walls)) if not all(map(math.isnan, walls)) else math.nan
+        row["own_wall_s"] = float(sum(own))
+        row["peak_rss_mb"] = _nanmax([row[f"{s}_peak_rss_mb"] for s in exp.spec.steps])
+        row["peak_tree_mb"] = _nanmax([row[f"{s}_peak_tree_mb"] for s in exp.spec.steps])
         for key in SCORES:
             row[key] = row.get(f"{exp.spec.metric}_{key}", math.nan)
         rows.append(row)

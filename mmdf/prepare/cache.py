@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,6 @@ def borrowable(donors: dict[str, list[Path]]) -> dict[tuple[str, str], dict[str,
 
 def link_feature(src: Path, dst: Path) -> None:
     """``dst`` as a hard link to ``src`` (a copy across file systems)."""
-    import shutil
-
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(dst) as tmp:
         try:
