@@ -22,7 +22,7 @@ COMMANDS = {
     "prepare": "mmdf.prepare.cli",
     "train": "mmdf.train.cli",
     "stack": "mmdf.stack.cli",
-    "predict": "mmdf.inference.cli",
+    "predict": "mmdf.predict.cli",
     "experiment": "mmdf.experiment.cli",
 }
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from mmdf.data.config import DataConfig, FoldConfig
-from mmdf.errors import ConfigError
+from mmdf.errors import ConfigError, not_utf8
 from mmdf.prepare.config import PrepareConfig
 from mmdf.stack.config import StackConfig
 from mmdf.train.config import TrainConfig
@@ -42,7 +42,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     folds: FoldConfig = field(default_factory=FoldConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig.resolve_type()())  # with branch sections
     stack: StackConfig = field(default_factory=StackConfig)
 
     @property
@@ -87,23 +87,42 @@ def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict
     if resolved in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, resolved))
         raise ConfigError(f"config bases form a cycle: {chain}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
+    data = _read_yaml(path)
     tree: dict = {}
     sources: dict[str, str] = {}
-    base = data.pop(BASE_KEY, None)
-    bases = [base] if isinstance(base, str) else list(base or [])
-    for b in bases:
+    for b in _bases(path, data.pop(BASE_KEY, None)):
         sub, sub_sources = load_yaml_tree(path.parent / b, (*_seen, resolved))
         tree = merge(tree, sub)
         sources.update(sub_sources)
     tree = merge(tree, data)
     _record_sources(sources, "", data, str(path))
     return tree, sources
+
+
+def _bases(path: Path, base: Any) -> list[str]:
+    """The files ``base`` names (one path or a list of paths); anything else raises naming the file and key."""
+    bases = [] if base is None else [base] if isinstance(base, str) else base
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
+        raise ConfigError(
+            f"{path}: key '{BASE_KEY}' must be a path or a list of paths (relative to the file), got {base!r}"
+        )
+    return bases
+
+
+def _read_yaml(path: Path) -> dict:
+    """The mapping in a YAML file; not UTF-8, not YAML or not a mapping raises :class:`ConfigError` naming it."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {not_utf8(data, exc)}; save the file as UTF-8 and run again") from None
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(tree).__name__}")
+    return tree
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
@@ -220,6 +239,8 @@ def _coerce(tp: Any, value: Any, sources: Mapping[str, str], dotted: str) -> Any
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
+        if hasattr(tp, "resolve_type"):  # a section whose fields are known at run time (branches)
+            tp = tp.resolve_type()
         return build(tp, value, sources, dotted)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -294,9 +315,11 @@ def to_dict(cfg: Any) -> dict:
 
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config so that a run can be reproduced from its own folder."""
+    from mmdf.files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    with atomic_write(path) as tmp:
+        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
 
 

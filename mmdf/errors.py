@@ -31,3 +31,9 @@ def list_offenders(items: Iterable[str], limit: int = 5) -> str:
     shown = ", ".join(items[:limit])
     more = f", ... ({len(items)} in all)" if len(items) > limit else f" ({len(items)} in all)"
     return shown + more
+
+
+def not_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, for an error that names the file: 'not UTF-8 text (byte 0xe9 on line 3; ...)'."""
+    line = data[: exc.start].count(b"\n") + 1
+    return f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; Latin-1 or another legacy encoding?)"

@@ -16,7 +16,7 @@ from mmdf.errors import ConfigError, MmdfError
 from mmdf.experiment import runner as runner_mod
 from mmdf.experiment.runner import plan, read_records, run_experiment
 from mmdf.experiment.spec import load_experiment
-from mmdf.experiment.steps import STEP, Step, fingerprint
+from mmdf.experiment.steps import Step, fingerprint, steps as pipeline_steps
 from mmdf.experiment.summary import collect_results, summarize, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,8 +178,8 @@ class Counter:
         self.calls: list[tuple[str, str, bool]] = []
 
     def steps(self) -> dict[str, Step]:
-        return {name: dataclasses.replace(STEP[name], complete=self._complete(name), run=self._run(name))
-                for name in STEP}
+        return {name: dataclasses.replace(step, complete=self._complete(name), run=self._run(name))
+                for name, step in pipeline_steps().items()}
 
     def _marker(self, name, cfg) -> Path:
         if name == "prepare":
@@ -210,7 +210,8 @@ class Counter:
 @pytest.fixture
 def counted(monkeypatch):
     counter = Counter()
-    monkeypatch.setattr(runner_mod, "STEP", counter.steps())
+    counter.table = counter.steps()
+    monkeypatch.setattr(runner_mod, "steps", lambda: counter.table)
     return counter
 
 
@@ -263,11 +264,11 @@ def test_interrupted_step_resumes_and_lost_source_is_recomputed(tmp_path, pipeli
     def crash(cfg, force):
         raise KeyboardInterrupt
 
-    runner_mod.STEP["audio"] = dataclasses.replace(runner_mod.STEP["audio"], run=crash)
+    counted.table["audio"] = dataclasses.replace(counted.table["audio"], run=crash)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(exp, echo=False)
     assert read_records(first.run_dir)["audio"]["state"] == "running"
-    runner_mod.STEP["audio"] = dataclasses.replace(runner_mod.STEP["audio"], run=original)
+    counted.table["audio"] = dataclasses.replace(counted.table["audio"], run=original)
     assert [a.what for a in plan(exp)][:2] == ["done", "resume"]
     run_experiment(exp, echo=False)
     assert ("audio", "abl/method=mean", False) in counted.calls  # resumed, not forced
@@ -289,7 +290,7 @@ def _audio_only_stack(tmp_path) -> Path:
 
 def test_failed_step_stops_with_a_clear_error(tmp_path, pipeline, counted):
     path = experiment(tmp_path, pipeline, {"isolate": False, "steps": ["prepare", "audio"]})
-    runner_mod.STEP["audio"] = dataclasses.replace(runner_mod.STEP["audio"], run=lambda cfg, force: None)
+    counted.table["audio"] = dataclasses.replace(counted.table["audio"], run=lambda cfg, force: None)
     with pytest.raises(MmdfError, match="step audio of base failed.*run the experiment again"):
         run_experiment(load_experiment(path), echo=False)
     assert read_records(load_experiment(path).trials[0].run_dir)["audio"]["state"] == "failed"

@@ -15,7 +15,8 @@ import pytest
 
 from demo_factory import DEMO_SHRINK, TINY_DEMO_SIZES
 from mmdf.cli import main
-from mmdf.pipeline.demo import load_demo_configs, run_demo
+from mmdf.experiment.spec import load_pipeline
+from mmdf.pipeline.demo import demo_config_dir, run_demo
 
 
 
@@ -29,7 +30,8 @@ def demo_run(tiny_demo):
 
 
 def test_demo_configs_share_one_run_and_one_cache():
-    cfgs = load_demo_configs()
+    cfgs = load_pipeline(demo_config_dir() / "pipeline.yaml").trials[0].configs
+    assert set(cfgs) == {"prepare", "audio", "visual", "stack"}
     assert {c.run_dir for c in cfgs.values()} == {cfgs["stack"].run_dir}
     assert len({(c.data, c.prepare, c.folds) == (cfgs["prepare"].data, cfgs["prepare"].prepare, cfgs["prepare"].folds)
                 for c in cfgs.values()}) == 1

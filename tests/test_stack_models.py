@@ -14,6 +14,7 @@ from mmdf.stack.baselines import MeanScore, RankMeanScore, BranchScore, make_met
 from mmdf.stack.evaluate import choose_method, cross_val_oof
 from mmdf.stack.features import build_features
 from mmdf.stack.inputs import BranchOutputs
+from mmdf.stack.config import LightGBMParams
 from mmdf.stack.stacker import LGBMStacker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def test_lgbm_stacker_is_deterministic_and_handles_nan():
     np.testing.assert_array_equal(p1, p2)
     assert p1.shape == (len(y), 2) and np.isfinite(p1).all()
     m = LGBMStacker().fit(X, y)
-    assert 1 <= m.best_iteration_ <= m.max_rounds
+    assert 1 <= m.best_iteration_ <= LightGBMParams().max_rounds
     assert m.feature_importance().index[0] == "audio_prob"
     # scikit-learn conventions: clone keeps params and drops fitted state
     assert not hasattr(clone(m), "booster_") and clone(m).get_params() == m.get_params()

@@ -11,13 +11,13 @@ from train_factory import make_manifest, tiny_config
 
 from mmdf.cli import main
 from mmdf.errors import MmdfError
-from mmdf.inference.predict import collect_inputs, predict_clips
+from mmdf.predict.predict import collect_inputs, predict_clips
 from mmdf.stack.run import run_stack
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from mmdf.train.trainer import train_branch
+    from mmdf.train.kfold import train_branch
 
     tmp = tmp_path_factory.mktemp("predict")
     manifest = make_manifest(tmp)

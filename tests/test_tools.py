@@ -1,4 +1,4 @@
-"""Every script under tools/ is a working command-line entry point (its --help runs)."""
+"""Every script under tools/ and benchmarks/ is a working command-line entry point (its --help runs)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "tools").glob("*.py")))
+SCRIPTS = sorted(str(p.relative_to(REPO)) for folder in ("tools", "benchmarks") for p in (REPO / folder).glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_tool_help(script):
-    args = [sys.executable, str(REPO / "tools" / script), "--help"]
+    args = [sys.executable, str(REPO / script), "--help"]
     out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout

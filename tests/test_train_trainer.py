@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mmdf.train.trainer as trainer
+import mmdf.train.loop as loop
 from mmdf.errors import MmdfError
-from mmdf.train.inference import predict_branch
-from mmdf.train.trainer import train_branch
+from mmdf.train.kfold import train_branch
+from mmdf.train.trained import TrainedBranch
 from train_factory import make_manifest, tiny_config
 
 OUTPUTS = ["config.yaml", "folds.csv", "oof.csv", "val_pred.csv", "test_pred.csv", "metrics.json"]
@@ -100,7 +100,7 @@ def test_rerun_is_noop_and_predict_branch_matches(trained):
     train_branch(cfg, "audio", manifest=manifest)
     assert (out["audio"] / "oof.csv").stat().st_mtime_ns == before
     rows = manifest[manifest["split"] == "test"]
-    pred = predict_branch(out["audio"], rows)
+    pred = TrainedBranch(out["audio"]).score(rows)
     saved = pd.read_csv(out["audio"] / "test_pred.csv")
     assert np.allclose(pred["prob"], saved["prob"], atol=1e-6)
 
@@ -122,12 +122,12 @@ def test_fold_subset_then_rest(tmp_path):
 def test_best_checkpoint_is_chosen_by_auc_with_patience(tmp_path, monkeypatch):
     """Held-out AUC peaks at epoch 1 while the loss is lowest at epoch 3: AUC must win."""
     scripted = iter([(0.6, 0.0, 0.5), (0.9, 0.1, 0.6), (0.7, 0.0, 0.2), (0.8, 0.0, 0.1)] * 2)
-    monkeypatch.setattr(trainer, "_held_scores", lambda y, p: next(scripted))
+    monkeypatch.setattr(loop, "held_scores", lambda y, p: next(scripted))
     manifest = make_manifest(tmp_path, n_train=12, n_val=0, n_test=0, no_audio=0, no_face=0)
     cfg = tiny_config(tmp_path, extra=["train.epochs=6", "train.patience=2"])
     out = train_branch(cfg, "audio", manifest=manifest)
     import torch
-    best = torch.load(out / "fold_0" / "best.pt", weights_only=False)
+    best = torch.load(out / "fold_0" / "best.pt", weights_only=True)
     assert best["epoch"] == 1 and best["held_auc"] == 0.9
     summary = pd.read_csv(out / "fold_0" / "summary.csv")
     assert list(summary["epoch"]) == [0, 1, 2, 3]  # stopped: 2 epochs without a better AUC
@@ -140,7 +140,7 @@ def test_resume_after_kill_mid_epoch(tmp_path, monkeypatch):
     extra = ["train.epochs=3", "train.batch_size=4"]
     ref = train_branch(tiny_config(tmp_path, "ref", extra), "visual", manifest=manifest)
 
-    real_step = trainer.train_step
+    real_step = loop.train_step
     calls = {"n": 0}
 
     def dying_step(*args, **kwargs):
@@ -149,15 +149,15 @@ def test_resume_after_kill_mid_epoch(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "train_step", dying_step)
+    monkeypatch.setattr(loop, "train_step", dying_step)
     cfg = tiny_config(tmp_path, "resumed", extra)
     with pytest.raises(KeyboardInterrupt):
         train_branch(cfg, "visual", manifest=manifest)
     out = cfg.run_dir / "visual"
     import torch
-    assert torch.load(out / "fold_0" / "last.pt", weights_only=False)["state"]["epoch"] == 0
+    assert torch.load(out / "fold_0" / "last.pt", weights_only=True)["state"]["epoch"] == 0
     assert not (out / "oof.csv").exists()
-    monkeypatch.setattr(trainer, "train_step", real_step)
+    monkeypatch.setattr(loop, "train_step", real_step)
     train_branch(cfg, "visual", manifest=manifest)
     a = pd.read_csv(ref / "oof.csv")
     b = pd.read_csv(out / "oof.csv")

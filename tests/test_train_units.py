@@ -11,11 +11,11 @@ import torch
 from mmdf.config import load_config
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips, confident_rule, sigmoid
-from mmdf.train.augment import SpecAugment, audio_tta_views, face_augment, visual_tta_views
+from mmdf.train.branches import get_branch
+from mmdf.train.branches.audio import AudioAugConfig, AudioBranchConfig, AudioTTAConfig, SpecAugment
+from mmdf.train.branches.visual import VisualAugConfig, VisualBranchConfig, VisualTTAConfig, face_augment
 from mmdf.train.cli import parse_folds
-from mmdf.train.config import (AudioAugConfig, AudioTTAConfig, ModelConfig, VisualAugConfig,
-                               VisualTTAConfig)
-from mmdf.train.datasets import BRANCHES, build_dataset, usable_mask
+from mmdf.train.config import ModelConfig
 from mmdf.train.models import create_model, load_weights
 from train_factory import make_manifest, tiny_config
 
@@ -79,10 +79,11 @@ def test_face_augment_output_and_tta_views():
     out = face_augment(VisualAugConfig(blur=1.0, jpeg=1.0), 32)(face)
     assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
     batch = torch.rand(2, 3, 8, 8)
-    views = visual_tta_views(batch, VisualTTAConfig(hflip=True))
+    visual, audio = get_branch("visual"), get_branch("audio")
+    views = visual.tta_views(batch, VisualBranchConfig(tta=VisualTTAConfig(hflip=True)))
     assert len(views) == 2 and torch.equal(views[1], batch.flip(-1))
-    assert len(visual_tta_views(batch, VisualTTAConfig())) == 1
-    shifted = audio_tta_views(batch, AudioTTAConfig(time_shifts=[0.25]))
+    assert len(visual.tta_views(batch, VisualBranchConfig())) == 1
+    shifted = audio.tta_views(batch, AudioBranchConfig(tta=AudioTTAConfig(time_shifts=[0.25])))
     assert len(shifted) == 2 and torch.equal(shifted[1], torch.roll(batch, 2, dims=-1))
 
 
@@ -121,22 +122,23 @@ def test_checkpoint_loading(tmp_path):
 def test_datasets_shapes_and_missing_cache_error(tmp_path):
     manifest = make_manifest(tmp_path, n_train=6, n_val=0, n_test=0, frames=3)
     cfg = tiny_config(tmp_path).train
-    ok = usable_mask(manifest, BRANCHES["visual"])
+    audio, visual = get_branch("audio"), get_branch("visual")
+    ok = visual.usable(manifest)
     assert ok.sum() == 4  # two no_face clips
-    faces = build_dataset("visual", manifest[ok], cfg, [0.5] * 3, [0.5] * 3, train=True)
+    faces = visual.dataset(manifest[ok], cfg.visual, [0.5] * 3, [0.5] * 3, train=True)
     assert len(faces) == 12 and faces[0][0].shape == (3, 32, 32)
     cfg.visual.center_crop = 0.5
-    tight = build_dataset("visual", manifest[ok], cfg, [0.5] * 3, [0.5] * 3, train=False)
+    tight = visual.dataset(manifest[ok], cfg.visual, [0.5] * 3, [0.5] * 3, train=False)
     raw = np.load(manifest[ok]["faces_file"].iloc[0])[0, 8:24, 8:24]  # central half of 32 px
     expected = (torch.nn.functional.interpolate(torch.from_numpy(raw).permute(2, 0, 1)[None].float(),
                 size=32, mode="bilinear", antialias=True)[0] / 255 - 0.5) / 0.5
     assert torch.allclose(tight[0][0], expected, atol=0.02)
-    mel = build_dataset("audio", manifest[usable_mask(manifest, BRANCHES["audio"])], cfg, [0.5], [0.5], train=False)
+    mel = audio.dataset(manifest[audio.usable(manifest)], cfg.audio, [0.5], [0.5], train=False)
     x, y, i = mel[1]
     assert x.shape == (1, 32, 32) and y.item() in (0.0, 1.0) and i == 1
     Path(manifest.loc[5, "mel_file"]).unlink()
     with pytest.raises(MmdfError, match="cache is incomplete"):
-        usable_mask(manifest, BRANCHES["audio"])
+        audio.usable(manifest)
 
 
 # --------------------------------------------------------------------------- configs and CLI

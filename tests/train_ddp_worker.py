@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script run by path
 
 from train_factory import tiny_config  # noqa: E402
 
-from mmdf.train.trainer import train_branch  # noqa: E402
+from mmdf.train.kfold import train_branch  # noqa: E402
 
 if __name__ == "__main__":
     manifest_file, tmp, experiment, branch, *extra = sys.argv[1:]

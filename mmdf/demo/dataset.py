@@ -70,10 +70,10 @@ def _remove_previous(out: Path) -> None:
     """Delete what an earlier run wrote (and nothing else a user may keep in ``out``)."""
     for folder in SPLIT_DIRS.values():
         d = out / folder
-        if d.is_dir():
-            for p in d.iterdir():
-                if p.suffix == ".mp4" or (p.name.startswith(".") and ".mp4.tmp" in p.name):
-                    p.unlink()
+        made = [p for p in d.iterdir() if p.suffix == ".mp4" or (p.name.startswith(".") and ".mp4.tmp" in p.name)] \
+            if d.is_dir() else []
+        for p in made:
+            p.unlink()
     for name in (*LABEL_FILES.values(), "manifest.csv", "preview.png", MARKER):
         (out / name).unlink(missing_ok=True)
 
@@ -171,24 +171,29 @@ def make_demo_dataset(
     return out
 
 
+def _render_here(out: Path, todo: list[ClipSpec], bar) -> None:
+    """Render in this process, on one core (OpenCV and BLAS kept to one thread)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(1):
+            for spec in todo:
+                make_clip(spec, clip_path(out, spec))
+                bar.update()
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _render_all(out: Path, todo: list[ClipSpec], workers: int) -> None:
     from tqdm import tqdm
 
     n_workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
     bar = tqdm(total=len(todo), desc="demo clips", unit="clip", disable=not todo)
     if n_workers <= 1:
-        import cv2
-        from threadpoolctl import threadpool_limits
-
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # one core asked for: keep OpenCV and BLAS to one
-        try:
-            with threadpool_limits(1):
-                for spec in todo:
-                    make_clip(spec, clip_path(out, spec))
-                    bar.update()
-        finally:
-            cv2.setNumThreads(threads)
+        _render_here(out, todo, bar)
     else:
         # Fork after importing the heavy audio stack once here, so workers start
         # in milliseconds; elsewhere (macOS, Windows) the platform's default.
@@ -200,13 +205,17 @@ def _render_all(out: Path, todo: list[ClipSpec], workers: int) -> None:
         forkable = "fork" in multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if forkable else None)
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = [pool.submit(make_clip, s, clip_path(out, s)) for s in todo]
-            try:
-                for f in as_completed(futures):
-                    f.result()
-                    bar.update()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+            _wait_all([pool.submit(make_clip, s, clip_path(out, s)) for s in todo], bar)
     bar.close()
+
+
+def _wait_all(futures: list, bar) -> None:
+    """Each clip's result as it comes (a worker's error is raised here); the rest cancelled on error."""
+    try:
+        for f in as_completed(futures):
+            f.result()
+            bar.update()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise

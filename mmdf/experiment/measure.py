@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import psutil
+
 
 @dataclass
 class Measured:
@@ -33,35 +35,19 @@ class Measured:
     returncode: int = 0
 
 
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, from /proc (empty where there is none)."""
-    out: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        out.setdefault(ppid, []).append(int(entry.name))
-    return out
-
-
 def tree_rss_mb(pid: int) -> float:
-    """Summed resident memory of ``pid`` and all its descendants (NaN without /proc)."""
-    if not os.path.isdir("/proc"):
+    """Summed resident memory of ``pid`` and all its descendants (NaN once it has gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return float("nan")
-    children, total, todo = _children(), 0, [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while todo:
-        p = todo.pop()
+    total = 0
+    for p in procs:
         try:
-            with open(f"/proc/{p}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-        except (OSError, IndexError, ValueError):
-            pass
-        todo += children.get(p, [])
+            total += p.memory_info().rss
+        except psutil.Error:  # ended between listing and reading
+            continue
     return total / 2**20
 
 
@@ -93,12 +79,10 @@ class TreeSampler:
 def _read_hwm_kb() -> float:
     try:
         with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return float(line.split()[1])
+            lines = fh.readlines()
     except OSError:
-        pass
-    return float("nan")
+        return float("nan")
+    return next((float(line.split()[1]) for line in lines if line.startswith("VmHWM:")), float("nan"))
 
 
 def _reset_hwm() -> bool:

@@ -37,13 +37,12 @@ from mmdf.config import save_config, to_dict
 from mmdf.errors import MmdfError
 from mmdf.experiment.measure import Measured, measure_call, measure_command
 from mmdf.experiment.spec import Experiment, Trial
-from mmdf.experiment.steps import STEP, fingerprint
+from mmdf.experiment.steps import fingerprint, steps
 from mmdf.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 RECORDS = "steps.json"
-TRAIN_STEPS = ("audio", "visual")
 COMPUTE = ("run", "resume", "redo")  # the actions that compute a step here
 
 
@@ -114,7 +113,7 @@ def trial_steps(exp: Experiment, trials: list[Trial]):
 def decide(exp: Experiment, trial: Trial, step: str, fp: str, force: bool,
            fresh: dict[tuple[str, str], str]) -> Action:
     """The action for one step; ``fresh`` holds what this invocation has computed (or will)."""
-    spec, cfg = STEP[step], trial.configs[step]
+    spec, cfg = steps()[step], trial.configs[step]
     forced = force and spec.forceable
     record = read_records(trial.run_dir).get(step)
     if (step, fp) in fresh and fresh[(step, fp)] != trial.name:
@@ -152,7 +151,7 @@ def find_donor(exp: Experiment, trial: Trial, step: str, fp: str) -> str | None:
             continue
         name = run_dir.relative_to(exp.root).as_posix()
         donor_cfg = dataclasses.replace(trial.configs[step], experiment=f"{exp.name}/{name}")
-        if STEP[step].complete(donor_cfg):
+        if steps()[step].complete(donor_cfg):
             return name
     return None
 
@@ -171,23 +170,32 @@ def run_experiment(exp: Experiment, variants: list[str] | None = None, force: bo
 
     trials = select(exp, variants)
     exp.root.mkdir(parents=True, exist_ok=True)
-    (exp.root / "experiment.yaml").write_text(yaml.safe_dump(describe(exp), sort_keys=False))
+    with atomic_write(exp.root / "experiment.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(describe(exp), sort_keys=False))
     handler = logging.FileHandler(exp.root / "experiment.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("mmdf").addHandler(handler)
     try:
-        fresh: dict[tuple[str, str], str] = {}
-        total = len(trials) * len(exp.spec.steps)
-        for n, (trial, step, fp) in enumerate(trial_steps(exp, trials), 1):
-            act = decide(exp, trial, step, fp, force, fresh)
-            log.info("[%d/%d] %s %s: %s", n, total, trial.name, step, act.describe())
-            execute(exp, trial, act, echo)
-            if act.what in COMPUTE:
-                fresh[(step, fp)] = trial.name
+        run_trials(exp, trials, force, echo)
     finally:
         logging.getLogger("mmdf").removeHandler(handler)
         handler.close()
     return write_summary(exp)
+
+
+def run_trials(exp: Experiment, trials: list[Trial], force: bool = False, echo: bool = True) -> list[Action]:
+    """Every step of every trial, in order: skipped, reused, resumed or run; returns what was done."""
+    fresh: dict[tuple[str, str], str] = {}
+    total = len(trials) * len(exp.spec.steps)
+    done = []
+    for n, (trial, step, fp) in enumerate(trial_steps(exp, trials), 1):
+        act = decide(exp, trial, step, fp, force, fresh)
+        log.info("[%d/%d] %s %s: %s", n, total, trial.name or exp.name, step, act.describe())
+        execute(exp, trial, act, echo)
+        if act.what in COMPUTE:
+            fresh[(step, fp)] = trial.name
+        done.append(act)
+    return done
 
 
 def select(exp: Experiment, variants: list[str] | None) -> list[Trial]:
@@ -212,7 +220,7 @@ def describe(exp: Experiment) -> dict:
 def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> None:
     """Carry out one planned action and record it in the trial's ``steps.json``."""
     run_dir, step = trial.run_dir, act.step
-    spec, cfg = STEP[step], trial.configs[step]
+    spec, cfg = steps()[step], trial.configs[step]
     if act.what == "done":
         return
     records = read_records(run_dir)
@@ -276,7 +284,7 @@ def _last_line(path: Path) -> str:
 
 def _launcher(exp: Experiment, step: str) -> list[str]:
     """The command that starts a step; ``torchrun`` is this Python's, whatever the PATH holds."""
-    if step in TRAIN_STEPS and exp.spec.launcher:
+    if steps()[step].trains and exp.spec.launcher:
         words = shlex.split(exp.spec.launcher)
         if words[0] == "torchrun":
             words = [sys.executable, "-m", "torch.distributed.run", *words[1:]]

@@ -31,8 +31,20 @@ from typing import Any, Mapping
 from mmdf.config import Config, build, load_config, load_yaml_tree, parse_override
 from mmdf.errors import ConfigError
 
-STEPS = ("prepare", "audio", "visual", "stack")
-METRIC_STEPS = ("stack", "visual", "audio")  # the default metric: the first of these that runs
+
+def pipeline_steps() -> tuple[str, ...]:
+    """prepare, every registered branch, stack."""
+    from mmdf.experiment.steps import step_names
+
+    return step_names()
+
+
+def metric_steps() -> tuple[str, ...]:
+    """Steps with AUCs; the default metric is the first of these that runs (the stack, else the last branch)."""
+    from mmdf.experiment.steps import branch_step_names
+
+    return ("stack", *reversed(branch_step_names()))
+
 PER_STEP = "per_step"
 BASELINE = "base"  # the variant name when a file lists none
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+,-]*$")
@@ -44,7 +56,7 @@ class ExperimentConfig:
 
     name: str | None = None  # outputs under <runs_dir>/<name>/; default: the file's stem
     configs: dict[str, str] = field(default_factory=dict)  # step -> config YAML, relative to the file naming it
-    steps: list[str] = field(default_factory=lambda: list(STEPS))  # steps to run, in pipeline order
+    steps: list[str] = field(default_factory=lambda: list(pipeline_steps()))  # steps to run, in pipeline order
     metric: str | None = None  # step whose AUC the summary compares; default: stack, else visual, else audio
     seeds: list[int] = field(default_factory=list)  # empty: one run per variant with the configs' own seed
     seed_keys: list[str] = field(default_factory=lambda: ["seed"])  # keys each seed sets (e.g. also folds.seed)
@@ -55,16 +67,17 @@ class ExperimentConfig:
     launcher: str | None = None  # how training steps start, e.g. "torchrun --nproc_per_node 4"
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.steps if s not in STEPS]
+        all_steps, metrics = pipeline_steps(), metric_steps()
+        unknown = [s for s in self.steps if s not in all_steps]
         if unknown:
-            raise ValueError(f"steps {unknown} unknown; the pipeline's steps are {', '.join(STEPS)}")
-        self.steps = [s for s in STEPS if s in self.steps]  # pipeline order, whatever the file's
+            raise ValueError(f"steps {unknown} unknown; the pipeline's steps are {', '.join(all_steps)}")
+        self.steps = [s for s in all_steps if s in self.steps]  # pipeline order, whatever the file's
         if not self.steps:
-            raise ValueError("steps is empty: name at least one of " + ", ".join(STEPS))
+            raise ValueError("steps is empty: name at least one of " + ", ".join(all_steps))
         if self.metric is None:
-            self.metric = next((s for s in METRIC_STEPS if s in self.steps), None)
-        if self.metric not in METRIC_STEPS or self.metric not in self.steps:
-            raise ValueError(f"metric must be one of the steps run among {', '.join(METRIC_STEPS)}; "
+            self.metric = next((s for s in metrics if s in self.steps), None)
+        if self.metric not in metrics or self.metric not in self.steps:
+            raise ValueError(f"metric must be one of the steps run among {', '.join(metrics)}; "
                              f"got {self.metric!r} with steps {self.steps}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat a value: {self.seeds}")
@@ -109,6 +122,8 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
     path = Path(path)
     tree, sources = load_yaml_tree(path)
     spec = build(ExperimentConfig, tree, sources)
+    if "steps" not in tree:  # default: every step the pipeline file names a config for
+        spec.steps = [s for s in pipeline_steps() if s in spec.configs]
     name = spec.name or path.stem
     if not _NAME.match(name):
         raise ConfigError(f"{path}: experiment name {name!r} must be letters, digits and _.=+,- only")
@@ -122,11 +137,36 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
     trials = expand(name, spec, files, list(overrides), where=str(path))
     for trial in trials:
         check_trial(trial, where=f"{path}, variant {trial.variant}")
+        check_stack_branches(spec, trial, where=f"{path}, variant {trial.variant}")
     runs_dirs = {str(c.runs_dir) for t in trials for c in t.configs.values()}
     if len(runs_dirs) != 1:
         raise ConfigError(f"{path}: the step configs name different runs_dir values ({sorted(runs_dirs)}); "
                           "an experiment keeps its runs in one folder")
     return Experiment(name, path, spec, trials, Path(runs_dirs.pop()))
+
+
+def load_pipeline(path: str | Path, overrides: list[str] = ()) -> Experiment:
+    """A pipeline file (``configs: {step: file}``) as an experiment of one trial, run in place.
+
+    The trial's run folder is the configs' own ``runs/<experiment>/`` (no
+    variant folder), and its steps run in this process: this is how ``mmdf
+    demo`` runs the pipeline with the experiment runner's step machinery.
+    """
+    path = Path(path)
+    tree, sources = load_yaml_tree(path)
+    spec = build(ExperimentConfig, {**tree, "isolate": False}, sources)
+    spec.steps = [s for s in pipeline_steps() if s in spec.configs]
+    files = {step: _relative_to_source(spec.configs[step], sources.get(f"configs.{step}")) for step in spec.steps}
+    configs = {step: load_config(files[step], list(overrides)) for step in spec.steps}
+    trial = Trial(BASELINE, None, "", configs)
+    check_trial(trial, where=str(path))
+    check_stack_branches(spec, trial, where=str(path))
+    run_dirs = {str(c.run_dir) for c in configs.values()}
+    if len(run_dirs) != 1:
+        raise ConfigError(f"{path}: the step configs name different run folders ({sorted(run_dirs)}); "
+                          "a pipeline runs into one (set the same experiment in each)")
+    cfg = next(iter(configs.values()))
+    return Experiment(cfg.experiment, path, spec, [trial], Path(cfg.runs_dir))
 
 
 def check_trial(trial: Trial, where: str) -> None:
@@ -141,13 +181,20 @@ def check_trial(trial: Trial, where: str) -> None:
                 raise ConfigError(
                     f"{where}: the {step} step reads features from {cache_root(cfg)} but the prepare step "
                     f"makes {made}; set data and prepare keys for every step, not in per_step.{step}")
-    stack = cfgs.get("stack")
-    if stack is not None and not stack.stack.branches:
-        absent = [b for b in ("audio", "visual") if b not in cfgs]
-        if absent:
-            raise ConfigError(f"{where}: the stack step stacks the audio and visual branches of the run, "
-                              f"but step(s) {', '.join(absent)} are not in `steps`; add them, or name "
-                              "the branch folders in stack.branches")
+
+
+def check_stack_branches(spec: ExperimentConfig, trial: Trial, where: str) -> None:
+    """A stack of the run's branches needs every branch the pipeline configures to run too."""
+    from mmdf.experiment.steps import branch_step_names
+
+    stack = trial.configs.get("stack")
+    if stack is None or stack.stack.branches:
+        return
+    absent = [b for b in branch_step_names() if b in spec.configs and b not in trial.configs]
+    if absent or not any(b in trial.configs for b in branch_step_names()):
+        raise ConfigError(f"{where}: the stack step stacks the branches of the run, but step(s) "
+                          f"{', '.join(absent or branch_step_names())} are not in `steps`; add them, or name "
+                          "the branch folders in stack.branches")
 
 
 def _relative_to_source(file: str, source: str | None) -> Path:
@@ -201,26 +248,30 @@ def expand(name: str, spec: ExperimentConfig, files: Mapping[str, Path], overrid
     for variant, vover in variant_overrides(spec).items():
         for seed in seeds:
             trial_name = variant if seed is None else f"{variant}/seed-{seed}"
-            configs = {}
-            for step in spec.steps:
-                updates = [
-                    *_scoped(spec.common, step, f"{where}, common"),
-                    *_scoped(vover, step, f"{where}, variant {variant}"),
-                ]
-                if seed is not None:
-                    updates.append(({k: seed for k in spec.seed_keys}, f"{where}, seed {seed}"))
-                updates.append(({"experiment": f"{name}/{trial_name}"}, f"{where} (run folder)"))
-                configs[step] = load_config(files[step], overrides, updates=updates)
+            configs = {step: load_config(files[step], overrides,
+                                         updates=_trial_updates(spec, step, variant, vover, seed, name, where))
+                       for step in spec.steps}
             trials.append(Trial(variant, seed, trial_name, configs))
     return trials
+
+
+def _trial_updates(spec: ExperimentConfig, step: str, variant: str, vover: Mapping, seed: int | None,
+                   name: str, where: str) -> list[tuple[Mapping, str]]:
+    """What a trial merges over a step's config file: common, the variant, its seed, its run folder."""
+    updates = [*_scoped(spec.common, step, f"{where}, common"), *_scoped(vover, step, f"{where}, variant {variant}")]
+    if seed is not None:
+        updates.append(({k: seed for k in spec.seed_keys}, f"{where}, seed {seed}"))
+    trial_name = variant if seed is None else f"{variant}/seed-{seed}"
+    updates.append(({"experiment": f"{name}/{trial_name}"}, f"{where} (run folder)"))
+    return updates
 
 
 def _scoped(overrides: Mapping, step: str, where: str) -> list[tuple[Mapping, str]]:
     """The overrides for every step, then those of ``per_step[step]``."""
     overrides = dict(overrides)
     per_step = overrides.pop(PER_STEP, None) or {}
-    if not isinstance(per_step, Mapping) or any(s not in STEPS for s in per_step):
-        raise ConfigError(f"{where}: {PER_STEP} must map step names ({', '.join(STEPS)}) to overrides, "
+    if not isinstance(per_step, Mapping) or any(s not in pipeline_steps() for s in per_step):
+        raise ConfigError(f"{where}: {PER_STEP} must map step names ({', '.join(pipeline_steps())}) to overrides, "
                           f"got {per_step!r}")
     out = [(overrides, where)] if overrides else []
     if per_step.get(step):

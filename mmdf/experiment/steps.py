@@ -18,31 +18,48 @@ from typing import Callable, Mapping
 from mmdf.config import Config, to_dict
 from mmdf.metrics import TPR_KEY
 
-# Settings that change how fast a step runs, never what it computes (the prepare section's
-# own speed-only settings are left out by the feature cache's key, which the fingerprint uses).
-SPEED_ONLY = ("experiment", "runs_dir", "train.progress")
-# What each step does not read (beyond SPEED_ONLY); its upstream steps enter through their fingerprints.
-NOT_READ = {
-    "prepare": ("seed", "folds", "train", "stack"),
-    "audio": ("train.visual", "prepare.faces", "stack"),
-    "visual": ("train.audio", "prepare.mel", "stack"),
-    "stack": ("train",),
-}
-# A branch reads the prepare keys it needs itself (so a mel change leaves the visual branch alone).
-UPSTREAM = {"prepare": (), "audio": (), "visual": (), "stack": ("audio", "visual")}
+SPEED_ONLY = ("train.progress",)  # read by a step, but changes only how fast it runs
+
+
+def prepare_reads() -> tuple[str, ...]:
+    return ("data", "prepare")  # the prepare section as the feature cache's key sees it
+
+
+def branch_reads(branch) -> tuple[str, ...]:
+    """A branch reads its own feature and config sections, the shared settings, and no other branch's."""
+    import dataclasses
+
+    from mmdf.prepare.cache import feature_params
+    from mmdf.prepare.config import PrepareConfig
+    from mmdf.train.branches import all_branches
+    from mmdf.train.config import TrainConfig
+
+    feature_sections = {k for b in all_branches().values() for k in b.prepare_keys}
+    shared_prepare = [k for k in feature_params(PrepareConfig()) if k not in feature_sections]
+    shared_train = [f.name for f in dataclasses.fields(TrainConfig)]
+    return ("seed", "data", "folds", *(f"prepare.{k}" for k in (*shared_prepare, *branch.prepare_keys)),
+            *(f"train.{k}" for k in shared_train), f"train.{branch.name}")
+
+
+def stack_reads() -> tuple[str, ...]:
+    return ("seed", "data", "folds", "prepare", "stack")  # prepare: the manifest's metadata
 
 
 def fingerprint(step: str, cfg: Config, upstream: Mapping[str, str] = {}) -> str:
-    """Hash of everything ``step`` reads from ``cfg``, and of the upstream steps' fingerprints."""
+    """Hash of the config keys ``step`` declares it reads, and of its upstream steps' fingerprints."""
     from mmdf.prepare.cache import feature_params
 
-    skip = SPEED_ONLY + NOT_READ[step]
+    spec = steps()[step]
     tree = {**to_dict(cfg), "prepare": feature_params(cfg.prepare)}  # includes the feature code's version
     flat = {k: v for k, v in _flatten(tree).items()
-            if not any(k == s or k.startswith(s + ".") for s in skip)}
-    flat["_upstream"] = {s: upstream[s] for s in UPSTREAM[step] if s in upstream}
+            if _under(k, spec.reads) and not _under(k, SPEED_ONLY)}
+    flat["_upstream"] = {s: upstream[s] for s in spec.upstream if s in upstream}
     flat["_step"] = step
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def _flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -62,8 +79,12 @@ class Step:
     outputs: tuple[str, ...]  # relative to the run folder; a reused step gets links to these
     command: tuple[str, ...]  # the `mmdf` subcommand
     forceable: bool  # whether --force redoes it (prepare never: its cache is keyed by its parameters)
+    trains: bool  # a training step (started by the experiment's launcher, e.g. torchrun)
+    reads: tuple[str, ...]  # the config keys (dotted prefixes) it reads: its fingerprint
+    upstream: tuple[str, ...]  # steps whose outputs it reads
     complete: Callable[[Config], bool]
     run: Callable[[Config, bool], object]  # (config, force) -> anything, in this process
+    metrics_file: str | None  # its metrics.json, relative to the run folder
 
 
 def _prepare_complete(cfg: Config) -> bool:
@@ -79,20 +100,19 @@ def _prepare(cfg: Config, force: bool):
     return prepare_dataset(cfg)
 
 
-def _branch_complete(branch: str) -> Callable[[Config], bool]:
+def _branch_step(branch) -> Step:
     def complete(cfg: Config) -> bool:
-        from mmdf.train.trainer import is_complete
+        from mmdf.train.kfold import is_complete
 
-        return is_complete(cfg.run_dir / branch, cfg.folds.n_splits)
-    return complete
+        return is_complete(cfg.run_dir / branch.name, cfg.folds.n_splits)
 
-
-def _train(branch: str) -> Callable[[Config, bool], object]:
     def run(cfg: Config, force: bool):
-        from mmdf.train.trainer import train_branch
+        from mmdf.train.kfold import train_branch
 
         return train_branch(cfg, branch, force=force)
-    return run
+
+    return Step(branch.name, (branch.name,), ("train", branch.name), True, True, branch_reads(branch), (),
+                complete, run, f"{branch.name}/metrics.json")
 
 
 def _stack_complete(cfg: Config) -> bool:
@@ -105,31 +125,39 @@ def _stack(cfg: Config, force: bool):
     return run_stack(cfg, force=force)
 
 
-STEP = {
-    "prepare": Step("prepare", (), ("prepare",), False, _prepare_complete, _prepare),
-    "audio": Step("audio", ("audio",), ("train", "audio"), True, _branch_complete("audio"), _train("audio")),
-    "visual": Step("visual", ("visual",), ("train", "visual"), True, _branch_complete("visual"), _train("visual")),
-    "stack": Step("stack", ("stack", "submission.csv", "report.md"), ("stack",), True, _stack_complete, _stack),
-}
+def steps() -> dict[str, Step]:
+    """The pipeline's steps in order: prepare, every registered branch, stack."""
+    from mmdf.train.branches import all_branches
+
+    branches = all_branches()
+    out = {"prepare": Step("prepare", (), ("prepare",), False, False, prepare_reads(), (),
+                           _prepare_complete, _prepare, None)}
+    out.update({name: _branch_step(b) for name, b in branches.items()})
+    out["stack"] = Step("stack", ("stack", "submission.csv", "report.md"), ("stack",), True, False,
+                        stack_reads(), tuple(branches), _stack_complete, _stack, "stack/metrics.json")
+    return out
+
+
+def step_names() -> tuple[str, ...]:
+    return tuple(steps())
+
+
+def branch_step_names() -> tuple[str, ...]:
+    return tuple(name for name, s in steps().items() if s.trains)
 
 
 def step_metrics(step: str, run_dir: Path) -> dict[str, float] | None:
     """OOF and val AUC / TPR@FPR=1e-3 of a finished step: the chosen stacking method, or the branch."""
     nan = float("nan")
+    spec = steps()[step]
+    path = run_dir / spec.metrics_file if spec.metrics_file else None
+    if path is None or not path.is_file():
+        return None
+    m = json.loads(path.read_text())
     if step == "stack":
-        path = run_dir / "stack" / "metrics.json"
-        if not path.is_file():
-            return None
-        m = json.loads(path.read_text())
         row = next(r for r in m["methods"] if r["method"] == m["chosen"])
         return {"oof_auc": row.get("oof_auc", nan), "oof_tpr": row.get(f"oof_{TPR_KEY}", nan),
                 "val_auc": row.get("val_auc", nan), "val_tpr": row.get(f"val_{TPR_KEY}", nan)}
-    if step in ("audio", "visual"):
-        path = run_dir / step / "metrics.json"
-        if not path.is_file():
-            return None
-        m = json.loads(path.read_text())
-        oof, val = m.get("oof") or {}, m.get("val") or {}
-        return {"oof_auc": oof.get("auc", nan), "oof_tpr": oof.get(TPR_KEY, nan),
-                "val_auc": val.get("auc", nan), "val_tpr": val.get(TPR_KEY, nan)}
-    return None
+    oof, val = m.get("oof") or {}, m.get("val") or {}
+    return {"oof_auc": oof.get("auc", nan), "oof_tpr": oof.get(TPR_KEY, nan),
+            "val_auc": val.get("auc", nan), "val_tpr": val.get(TPR_KEY, nan)}

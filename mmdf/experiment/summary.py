@@ -36,15 +36,7 @@ def collect_results(exp: Experiment) -> pd.DataFrame:
         done = all(records.get(s, {}).get("state") == "done" for s in exp.spec.steps)
         row["state"] = "done" if done else ("partial" if records else "not run")
         for step in exp.spec.steps:
-            rec = records.get(step, {})
-            row[f"{step}_wall_s"] = _num(rec.get("wall_s"))
-            row[f"{step}_peak_rss_mb"] = _num(rec.get("peak_rss_mb"))
-            row[f"{step}_peak_tree_mb"] = _num(rec.get("peak_tree_mb"))
-            row[f"{step}_reused_from"] = rec.get("reused_from") or ""
-            if step != "prepare":
-                scores = step_metrics(step, t.run_dir) if rec.get("state") == "done" else None
-                for key in SCORES:
-                    row[f"{step}_{key}"] = (scores or {}).get(key, math.nan)
+            row.update(_step_columns(step, records.get(step, {}), t.run_dir))
         walls = [row[f"{s}_wall_s"] for s in exp.spec.steps]
         own = [w for s, w in zip(exp.spec.steps, walls) if not row[f"{s}_reused_from"] and not math.isnan(w)]
         row["wall_s"] = float(np.nansum(walls)) if not all(map(math.isnan, walls)) else math.nan
@@ -55,6 +47,18 @@ def collect_results(exp: Experiment) -> pd.DataFrame:
             row[key] = row.get(f"{exp.spec.metric}_{key}", math.nan)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _step_columns(step: str, rec: dict, run_dir) -> dict:
+    """A step's columns of a trial's row: time, memory, where it came from and its scores."""
+    row = {f"{step}_wall_s": _num(rec.get("wall_s")), f"{step}_peak_rss_mb": _num(rec.get("peak_rss_mb")),
+           f"{step}_peak_tree_mb": _num(rec.get("peak_tree_mb")),
+           f"{step}_reused_from": rec.get("reused_from") or ""}
+    if step != "prepare":
+        scores = step_metrics(step, run_dir) if rec.get("state") == "done" else None
+        for key in SCORES:
+            row[f"{step}_{key}"] = (scores or {}).get(key, math.nan)
+    return row
 
 
 def _nanmax(values: list[float]) -> float:

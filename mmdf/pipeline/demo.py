@@ -1,9 +1,10 @@
 """The one-command demo: every step of the pipeline on the built-in demo data.
 
-It runs exactly what a user would run by hand (``mmdf demo-data``,
-``mmdf prepare``, ``mmdf train audio``, ``mmdf train visual``, ``mmdf stack``)
-with the configs in ``configs/demo/``, so it doubles as their end-to-end check.
-Each step is a no-op when its outputs exist, so a second run is instant.
+It makes the demo dataset, then runs the steps of ``configs/demo/pipeline.yaml``
+(prepare, every branch, stack) with the experiment runner's step machinery,
+in place: each step is skipped when it finished with the same settings, so a
+second run is instant, and its record (``runs/demo/steps.json``) holds each
+step's wall time and peak memory.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import logging
 import time
 from pathlib import Path
 
-from mmdf.config import Config, load_config
 from mmdf.errors import MmdfError
+from mmdf.files import atomic_write
 
 log = logging.getLogger(__name__)
-
-STEPS = ("data", "prepare", "audio", "visual", "stack")
 
 
 def demo_config_dir() -> Path:
@@ -33,13 +32,6 @@ def demo_config_dir() -> Path:
     )
 
 
-def load_demo_configs(overrides: list[str] = ()) -> dict[str, Config]:
-    """The demo's config per step; ``overrides`` (key=value) apply to every one of them."""
-    folder = demo_config_dir()
-    files = {"prepare": "data.yaml", "audio": "audio.yaml", "visual": "visual.yaml", "stack": "stack.yaml"}
-    return {step: load_config(folder / name, overrides) for step, name in files.items()}
-
-
 def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300, n_val: int = 100,
              n_test: int = 100) -> Path:
     """Run the whole demo; returns the run folder holding the submission and the report.
@@ -48,35 +40,24 @@ def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300,
     configs, through ``overrides``) to run the same pipeline in seconds.
     """
     from mmdf.demo.dataset import make_demo_dataset
-    from mmdf.prepare.runner import prepare_dataset
-    from mmdf.stack.run import run_stack
-    from mmdf.train.trainer import train_branch
+    from mmdf.experiment.runner import read_records, run_trials
+    from mmdf.experiment.spec import load_pipeline
 
-    cfgs = load_demo_configs(list(overrides))
-    runs = {cfgs[s].run_dir for s in ("audio", "visual", "stack")}
-    if len(runs) != 1:
-        raise MmdfError(f"the demo configs name different experiments ({sorted(map(str, runs))}); "
-                        "they must share one run folder")
-    times: dict[str, float] = {}
-
-    def step(name: str, fn, *args, **kwargs):
-        log.info("demo step %d/%d: %s", STEPS.index(name) + 1, len(STEPS), name)
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        times[name] = time.perf_counter() - start
-        return out
-
-    data_root = Path(cfgs["prepare"].data.root)
-    step("data", make_demo_dataset, data_root, n_train=n_train, n_val=n_val, n_test=n_test, force=force)
-    step("prepare", prepare_dataset, cfgs["prepare"], force=force)
-    step("audio", train_branch, cfgs["audio"], "audio", force=force)
-    step("visual", train_branch, cfgs["visual"], "visual", force=force)
-    step("stack", run_stack, cfgs["stack"], force=force)
-
-    run_dir = cfgs["stack"].run_dir
-    (run_dir / "demo_timings.json").write_text(json.dumps(times, indent=2))
-    print(summary(run_dir, times))
-    return run_dir
+    exp = load_pipeline(demo_config_dir() / "pipeline.yaml", list(overrides))
+    trial = exp.trials[0]
+    data_root = Path(next(iter(trial.configs.values())).data.root)
+    start = time.perf_counter()
+    make_demo_dataset(data_root, n_train=n_train, n_val=n_val, n_test=n_test, force=force)
+    times = {"data": time.perf_counter() - start}
+    actions = run_trials(exp, exp.trials, force=force)
+    records = read_records(trial.run_dir)
+    for act in actions:  # steps skipped as finished took no time now
+        ran = act.what not in ("done", "reuse")
+        times[act.step] = records.get(act.step, {}).get("wall_s", 0.0) if ran else 0.0
+    with atomic_write(trial.run_dir / "demo_timings.json") as tmp:
+        tmp.write_text(json.dumps(times, indent=2))
+    print(summary(trial.run_dir, times))
+    return trial.run_dir
 
 
 def summary(run_dir: Path, times: dict[str, float]) -> str:

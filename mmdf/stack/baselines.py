@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -40,6 +41,17 @@ class _ScoreRule(ClassifierMixin, BaseEstimator):
         y = np.asarray(y, dtype=int)
         self.prior_ = float(y.mean())
         return y
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain data (no pickle): what :meth:`from_dict` needs."""
+        return {"prior": self.prior_}
+
+    @classmethod
+    def from_dict(cls, params: dict, state: dict):
+        est = cls(**params)
+        est.classes_ = np.array([0, 1])
+        est.prior_ = float(state["prior"])
+        return est
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = np.clip(self._score(X), 0.0, 1.0)
@@ -89,6 +101,15 @@ class RankMeanScore(_ScoreRule):
             self.reference_[b] = np.sort(p)
         return self
 
+    def to_dict(self) -> dict:
+        return {"prior": self.prior_, "reference": {b: r.tolist() for b, r in self.reference_.items()}}
+
+    @classmethod
+    def from_dict(cls, params: dict, state: dict) -> "RankMeanScore":
+        est = super().from_dict(params, state)
+        est.reference_ = {b: np.asarray(r, dtype=float) for b, r in state["reference"].items()}
+        return est
+
     def _quantile(self, branch: str, p: np.ndarray) -> np.ndarray:
         ref = self.reference_[branch]
         if len(ref) == 0:
@@ -115,13 +136,48 @@ def with_fallback(p: np.ndarray, fallback: np.ndarray, n_branches_scored: np.nda
     return np.where(np.asarray(n_branches_scored) == 0, fallback, p)
 
 
-def logistic_model(c: float = 1.0, seed: int = 42):
-    """Imputed, standardised L2 logistic regression on all features."""
-    return make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
-        StandardScaler(),
-        LogisticRegression(C=c, max_iter=2000, random_state=seed),
-    )
+class LogisticStacker(ClassifierMixin, BaseEstimator):
+    """All features, median-imputed, standardised, L2 logistic regression."""
+
+    def __init__(self, c: float = 1.0, seed: int = 42):
+        self.c = c
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y) -> "LogisticStacker":
+        self.pipeline_ = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=self.c, max_iter=2000, random_state=self.seed),
+        ).fit(X, y)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self, "pipeline_"):  # loaded from a run folder
+            return self._linear_proba(X)
+        return self.pipeline_.predict_proba(X)
+
+    def to_dict(self) -> dict:
+        imputer, scaler, lr = self.pipeline_.named_steps.values()
+        return {"features": list(self.pipeline_.feature_names_in_), "medians": imputer.statistics_.tolist(),
+                "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
+                "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
+
+    @classmethod
+    def from_dict(cls, params: dict, state: dict) -> "LogisticStacker":
+        """Rebuilt from plain numbers; predicts as the fitted pipeline did (same imputation, scaling, weights)."""
+        est = cls(**params)
+        est.classes_ = np.array([0, 1])
+        est.state_ = {k: np.asarray(v, dtype=float) if k != "features" else list(v) for k, v in state.items()}
+        return est
+
+    def _linear_proba(self, X: pd.DataFrame) -> np.ndarray:
+        st = self.state_
+        x = X[st["features"]].to_numpy(dtype=float)
+        x = np.where(np.isnan(x), st["medians"], x)
+        z = ((x - st["mean"]) / st["scale"]) @ st["coef"] + st["intercept"]
+        p = expit(z)
+        return np.column_stack([1 - p, p])
 
 
 def make_methods(branches: list[str], stack_cfg, seed: int) -> dict[str, BaseEstimator]:
@@ -130,21 +186,8 @@ def make_methods(branches: list[str], stack_cfg, seed: int) -> dict[str, BaseEst
     if len(branches) > 1:
         methods["mean"] = MeanScore(tuple(branches))
         methods["rank_mean"] = RankMeanScore(tuple(branches))
-    methods["logistic"] = logistic_model(stack_cfg.logistic_c, seed)
-    lgb = stack_cfg.lightgbm
-    methods["lightgbm"] = LGBMStacker(
-        num_leaves=lgb.num_leaves,
-        learning_rate=lgb.learning_rate,
-        max_rounds=lgb.max_rounds,
-        early_stopping_rounds=lgb.early_stopping_rounds,
-        inner_folds=lgb.inner_folds,
-        min_child_samples=lgb.min_child_samples,
-        lambda_l2=lgb.lambda_l2,
-        feature_fraction=lgb.feature_fraction,
-        num_threads=lgb.num_threads,
-        monotone_features=tuple(
-            c for b in branches for c in branch_columns(b)[:2]
-        ) if lgb.monotone_branch_scores else (),
-        seed=seed,
-    )
+    methods["logistic"] = LogisticStacker(stack_cfg.logistic_c, seed)
+    monotone = tuple(c for b in branches for c in branch_columns(b)[:2]) \
+        if stack_cfg.lightgbm.monotone_branch_scores else ()
+    methods["lightgbm"] = LGBMStacker(stack_cfg.lightgbm, monotone, seed)
     return methods

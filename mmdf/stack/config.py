@@ -34,8 +34,8 @@ class LightGBMParams:
 
 @dataclass
 class StackConfig:
-    # branch name -> folder holding its oof.csv / val_pred.csv / test_pred.csv;
-    # empty means {audio: <run_dir>/audio, visual: <run_dir>/visual}
+    # branch name -> folder holding its oof.csv / val_pred.csv / test_pred.csv (relative to
+    # the run folder, or absolute); empty means every branch the run folder holds
     branches: dict[str, str] = field(default_factory=dict)
     use_metadata: bool = True  # add cheap manifest columns (faces found, detection confidence, ...)
     # method written to the submission: "auto" = best stacked-OOF AUC, else one of

@@ -31,7 +31,6 @@ REQUIRED_COLUMNS = {
     "val": (NAME_COL, TARGET_COL, PROB_COL, STATUS_COL),
     "test": (NAME_COL, PROB_COL, STATUS_COL),
 }
-DEFAULT_BRANCHES = ("audio", "visual")
 
 
 @dataclass
@@ -48,10 +47,23 @@ class BranchOutputs:
 
 
 def branch_dirs(cfg) -> dict[str, Path]:
-    """``stack.branches`` or, when empty, the audio and visual folders of this run."""
+    """``stack.branches`` or, when empty, every registered branch this run has trained.
+
+    Relative folders in ``stack.branches`` are relative to the run folder, so
+    a moved run keeps stacking its own branches.
+    """
     if cfg.stack.branches:
-        return {name: Path(d) for name, d in cfg.stack.branches.items()}
-    return {name: cfg.run_dir / name for name in DEFAULT_BRANCHES}
+        return {name: cfg.run_dir / d for name, d in cfg.stack.branches.items()}
+    from mmdf.train.branches import all_branches
+
+    found = {name: cfg.run_dir / name for name in all_branches() if (cfg.run_dir / name).is_dir()}
+    if not found:
+        raise MmdfError(f"no trained branch in {cfg.run_dir} (none of {', '.join(all_branches())}); "
+                        "run `mmdf train <branch> --config ...` first, or name them in stack.branches")
+    absent = [name for name in all_branches() if name not in found]
+    if absent:
+        log.warning("stacking %s: the run has no %s branch", ", ".join(found), ", ".join(absent))
+    return found
 
 
 def read_predictions(path: Path, split: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from mmdf.files import atomic_write
 from mmdf.metrics import DEFAULT_MAX_FPR, roc_auc
 
 
@@ -56,7 +57,8 @@ def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], 
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -76,22 +78,15 @@ def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: P
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """A GitHub markdown table (no dependency on tabulate)."""
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else format(v, floatfmt)
-        return str(v)
-
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    """A GitHub markdown table (pandas' ``to_markdown``); missing values show as ``-``."""
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="-")
 
 
 def metrics_table(metrics: dict) -> str:
@@ -147,5 +142,6 @@ def write_report(
     lines += ["## Configs used", ""]
     for name, text in configs.items():
         lines += [f"<details><summary>{name}</summary>", "", "```yaml", text.rstrip(), "```", "", "</details>", ""]
-    path.write_text("\n".join(lines))
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join(lines))
     return path

@@ -8,33 +8,41 @@ Outputs (under ``<run_dir>``)::
     stack/val_pred.csv      chosen method on val: video_name, target, prob
     stack/val_all.csv       every method on val
     stack/test_pred.csv     chosen method on test: video_name, prob, n_branches_scored
-    stack/metrics.json      the table, the chosen method, counts
-    stack/stacker.pkl/.json the fitted chosen method (for `mmdf predict`)
+    stack/metrics.json      the table, the chosen method, counts, the inputs' fingerprint
+    stack/stacker.json      the fitted chosen method and fallback as plain data (for `mmdf predict`)
     stack/lightgbm.txt      the LightGBM model fitted on all train OOF
     stack/roc.png, stack/hist.png
     submission.csv          video_name,<stack.pred_column>
     report.md
+
+A finished stack is redone when the branch outputs it was fitted on change
+(a branch retrained after stacking), not only with ``--force``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from mmdf.config import save_config
+from mmdf.config import save_config, to_dict
 from mmdf.data.folds import FOLD_COL
 from mmdf.data.labels import NAME_COL, TARGET_COL, read_labels
 from mmdf.errors import MmdfError
+from mmdf.files import atomic_write
 from mmdf.stack.baselines import make_methods, with_fallback
 from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_oof, score_table
 from mmdf.stack.features import build_features
-from mmdf.stack.inputs import check_covers, load_branches, resolve_folds, split_names, split_targets
+from mmdf.stack.inputs import (SPLIT_FILES, BranchOutputs, check_covers, load_branches, resolve_folds,
+                               split_names, split_targets)
 from mmdf.stack.report import plot_histograms, plot_roc, write_report
 from mmdf.stack.saved import save_stacker
 from mmdf.stack.submission import build_submission, write_submission
@@ -44,6 +52,27 @@ log = logging.getLogger(__name__)
 SUBMISSION_NAME = "submission.csv"
 REPORT_NAME = "report.md"
 FALLBACK = "lightgbm"  # scores the clips that no branch could
+
+
+@dataclass
+class StackData:
+    """Everything the methods are fitted and scored on, checked against the branches' folds."""
+
+    branches: list[BranchOutputs]
+    folds: pd.DataFrame  # video_name, target, fold of every train clip
+    X: dict[str, pd.DataFrame]  # split -> features (train always; val/test where the run has them)
+    y_val: np.ndarray | None
+    test_names: list[str] | None
+    manifest: pd.DataFrame | None
+    use_metadata: bool
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.folds[TARGET_COL].to_numpy(dtype=int)
+
+    @property
+    def fold(self) -> np.ndarray:
+        return self.folds[FOLD_COL].to_numpy(dtype=int)
 
 
 def test_list_names(cfg, manifest: pd.DataFrame | None = None) -> list[str] | None:
@@ -78,32 +107,76 @@ def _load_manifest(cfg, required: bool) -> pd.DataFrame | None:
         return None
 
 
+def inputs_fingerprint(cfg, branches: list[BranchOutputs]) -> str:
+    """Hash of the stack settings and of every branch output file the stack reads."""
+    h = hashlib.sha1(json.dumps({k: to_dict(cfg)[k] for k in ("seed", "data", "folds", "stack")},
+                                sort_keys=True, default=str).encode())
+    for b in branches:
+        for name in (*SPLIT_FILES.values(), "folds.csv"):
+            path = b.dir / name
+            h.update(f"{b.name}/{name}:".encode())
+            h.update(path.read_bytes() if path.is_file() else b"-")
+    return h.hexdigest()[:16]
+
+
 def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) -> Path:
     """Stack the branches of ``cfg``'s run; returns ``<run_dir>/stack``.
 
-    ``manifest``: the preprocessing manifest (contract 2); ``None`` loads it
-    with :func:`mmdf.prepare.manifest.load_manifest`. A finished stack is left
-    as it is unless ``force``.
+    ``manifest``: the preprocessing manifest (see :mod:`mmdf.prepare.manifest`); ``None`` loads it.
+    A finished stack whose inputs are unchanged is left as it is unless ``force``.
     """
-    run_dir = cfg.run_dir
-    stack_dir = run_dir / "stack"
-    if (stack_dir / "metrics.json").is_file() and not force:
-        log.info("%s is already stacked (%s exists); use --force to redo it", run_dir, stack_dir / "metrics.json")
-        return stack_dir
-
+    stack_dir = cfg.run_dir / "stack"
     branches = load_branches(cfg)
-    folds = resolve_folds(branches, run_dir / "folds.csv")
-    train_names = folds[NAME_COL].tolist()
-    y_train = folds[TARGET_COL].to_numpy(dtype=int)
-    fold = folds[FOLD_COL].to_numpy(dtype=int)
+    fingerprint = inputs_fingerprint(cfg, branches)
+    if not force and _finished_with(stack_dir, fingerprint):
+        log.info("%s is already stacked on these branch outputs; use --force to redo it", cfg.run_dir)
+        return stack_dir
+    data = gather(cfg, branches, manifest)
+    methods = make_methods([b.name for b in branches], cfg.stack, cfg.seed)
+    if cfg.stack.method != "auto" and cfg.stack.method not in methods:
+        raise MmdfError(f"stack.method={cfg.stack.method!r} is not one of: auto, {', '.join(methods)}")
+    oof, fitted, preds = fit_methods(methods, data.X, data.y_train, data.fold)
+    table = score_table(oof, data.y_train, preds.get("val", {}), data.y_val)
+    chosen, selection = _choose(cfg, table)
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    (stack_dir / "metrics.json").unlink(missing_ok=True)  # a stack redone halfway is not finished
+    save_config(cfg, stack_dir / "config.yaml")
+    _write_tables(stack_dir, data, oof, preds, chosen)
+    rel_dirs = {b.name: os.path.relpath(b.dir, cfg.run_dir) for b in branches}
+    save_stacker(stack_dir, method=chosen, estimator=fitted[chosen], fallback=fitted[FALLBACK],
+                 features=list(data.X["train"].columns), branches=rel_dirs, use_metadata=data.use_metadata)
+    fitted[FALLBACK].booster_.save_model(str(stack_dir / "lightgbm.txt"))
+    submission, note = _submission(cfg, data, preds, chosen)
+    metrics = _metrics(cfg, data, table, chosen, selection, fitted, rel_dirs, submission, fingerprint)
+    _report(cfg, stack_dir, data, table, oof, preds, chosen, selection, fitted, submission, note)
+    with atomic_write(stack_dir / "metrics.json") as tmp:  # last: its presence marks a finished stack
+        tmp.write_text(json.dumps(metrics, indent=2))
+    _log_table(table, chosen)
+    return stack_dir
 
+
+def _finished_with(stack_dir: Path, fingerprint: str) -> bool:
+    path = stack_dir / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text()).get("inputs_fingerprint")
+    except (OSError, json.JSONDecodeError):
+        return False
+    if old != fingerprint:
+        log.info("the branch outputs or stack settings changed since %s was stacked; stacking again", stack_dir)
+    return old == fingerprint
+
+
+def gather(cfg, branches: list[BranchOutputs], manifest: pd.DataFrame | None) -> StackData:
+    """Folds, split names and targets, and the feature frame of every split the run has."""
+    folds = resolve_folds(branches, cfg.run_dir / "folds.csv")
     if manifest is None:
         manifest = _load_manifest(cfg, required=cfg.stack.use_metadata)
     meta = manifest if cfg.stack.use_metadata else None
     val_names = split_names(branches, "val")
-    y_val = split_targets(branches, "val", val_names) if val_names is not None else None
+    y_val = split_targets(branches, "val", val_names) if val_names else None
     test_names = test_list_names(cfg, manifest)
-
     if test_names is not None:
         for b in branches:
             if b.preds["test"] is None:
@@ -112,77 +185,11 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
             check_covers(b.preds["test"], test_names, str(b.file("test")), "the test list")
     else:
         log.info("data.test_list is not set: no submission will be written")
-
-    X = {"train": build_features(branches, "train", train_names, meta)}
-    if val_names is not None:
-        X["val"] = build_features(branches, "val", val_names, meta)
-    if test_names is not None:
-        X["test"] = build_features(branches, "test", test_names, meta)
-
-    methods = make_methods([b.name for b in branches], cfg.stack, cfg.seed)
-    if cfg.stack.method != "auto" and cfg.stack.method not in methods:
-        raise MmdfError(f"stack.method={cfg.stack.method!r} is not one of: auto, {', '.join(methods)}")
-
-    oof, fitted, preds = fit_methods(methods, X, y_train, fold)
-    table = score_table(oof, y_train, preds.get("val", {}), y_val)
-    if cfg.stack.method == "auto":
-        chosen = choose_method(table)
-        selection = "best stacked-OOF AUC, chosen automatically"
-    else:
-        chosen = cfg.stack.method
-        selection = "set by stack.method"
-    log.info("stacking: %s chosen (%s)", chosen, selection)
-
-    stack_dir.mkdir(parents=True, exist_ok=True)
-    (stack_dir / "metrics.json").unlink(missing_ok=True)  # a stack redone halfway is not finished
-    save_config(cfg, stack_dir / "config.yaml")
-    _write_tables(stack_dir, X, folds, oof, preds, val_names, y_val, test_names, chosen)
-    save_stacker(stack_dir, method=chosen, estimator=fitted[chosen], fallback=fitted[FALLBACK],
-                 features=list(X["train"].columns),
-                 branches={b.name: str(b.dir) for b in branches}, use_metadata=meta is not None)
-    fitted["lightgbm"].booster_.save_model(str(stack_dir / "lightgbm.txt"))
-
-    unscored = {split: int((x["n_branches_scored"] == 0).sum()) for split, x in X.items()}
-    submission, note = None, "not written: data.test_list is not set"
-    if test_names is not None:
-        sub = build_submission(test_names, preds["test"][chosen], cfg.stack.pred_column)
-        submission = write_submission(sub, run_dir / SUBMISSION_NAME, test_names, cfg.stack.pred_column)
-        note = (f"`{SUBMISSION_NAME}`, {len(test_names)} clips, column `{cfg.stack.pred_column}`, "
-                f"method `{chosen}`; {unscored['test']} clip(s) scored by no branch got the "
-                "LightGBM stacker's score from metadata")
-
-    metrics = {
-        "chosen": chosen,
-        "selection": selection,
-        "methods": _json_safe(table.to_dict(orient="records")),
-        "n_train": len(train_names),
-        "n_folds": int(len(np.unique(fold))),
-        "n_val": len(val_names) if val_names is not None else 0,
-        "n_test": len(test_names) if test_names is not None else 0,
-        "unscored_by_any_branch": unscored,
-        "lightgbm_best_iteration": int(fitted["lightgbm"].best_iteration_),
-        "features": list(X["train"].columns),
-        "branches": {b.name: str(b.dir) for b in branches},
-        "submission": str(submission) if submission else None,
-    }
-
-    images = _plots(stack_dir, y_train, oof, y_val, preds.get("val"), chosen)
-    status_counts = None
-    if manifest is not None and "status" in manifest:
-        status_counts = pd.crosstab(manifest["status"], manifest["split"]).rename_axis(index="status", columns=None)
-    configs = {"stack (resolved)": (stack_dir / "config.yaml").read_text()}
-    for b in branches:
-        if (b.dir / "config.yaml").is_file():
-            configs[f"branch {b.name} ({b.dir / 'config.yaml'})"] = (b.dir / "config.yaml").read_text()
-    write_report(
-        run_dir / REPORT_NAME, experiment=cfg.experiment, table=table, chosen=chosen, selection=selection,
-        status_counts=status_counts, unscored=unscored, images=images, submission=submission,
-        submission_note=note, importance=fitted["lightgbm"].feature_importance(), configs=configs,
-    )
-    # metrics.json last: its presence marks a finished stack
-    (stack_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _log_table(table, chosen)
-    return stack_dir
+    X = {"train": build_features(branches, "train", folds[NAME_COL].tolist(), meta)}
+    for split, names in (("val", val_names), ("test", test_names)):
+        if names:  # an empty split (a dataset of train clips only) has nothing to score
+            X[split] = build_features(branches, split, names, meta)
+    return StackData(branches, folds, X, y_val, test_names, manifest, meta is not None)
 
 
 def fit_methods(methods: dict, X: dict[str, pd.DataFrame], y_train: np.ndarray, fold: np.ndarray):
@@ -206,24 +213,94 @@ def fit_methods(methods: dict, X: dict[str, pd.DataFrame], y_train: np.ndarray, 
     return oof, fitted, preds
 
 
-def _write_tables(stack_dir, X, folds, oof, preds, val_names, y_val, test_names, chosen) -> None:
-    feats = pd.concat([x.assign(split=s) for s, x in X.items()]).reset_index()
-    feats.to_csv(stack_dir / "features.csv", index=False)
-    oof_df = folds[[NAME_COL, FOLD_COL, TARGET_COL]].copy()
+def _choose(cfg, table: pd.DataFrame) -> tuple[str, str]:
+    if cfg.stack.method == "auto":
+        chosen, selection = choose_method(table), "best stacked-OOF AUC, chosen automatically"
+    else:
+        chosen, selection = cfg.stack.method, "set by stack.method"
+    log.info("stacking: %s chosen (%s)", chosen, selection)
+    return chosen, selection
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _write_tables(stack_dir: Path, data: StackData, oof: dict, preds: dict, chosen: str) -> None:
+    feats = pd.concat([x.assign(split=s) for s, x in data.X.items()]).reset_index()
+    _write_csv(feats, stack_dir / "features.csv")
+    oof_df = data.folds[[NAME_COL, FOLD_COL, TARGET_COL]].copy()
     for name, p in oof.items():
         oof_df[name] = p
-    oof_df.to_csv(stack_dir / "oof.csv", index=False)
-    if val_names is not None:
-        target = pd.array(y_val if y_val is not None else [pd.NA] * len(val_names), dtype="Int8")
-        pd.DataFrame({NAME_COL: val_names, TARGET_COL: target, "prob": preds["val"][chosen]}).to_csv(
-            stack_dir / "val_pred.csv", index=False)
-        val_all = pd.DataFrame({NAME_COL: val_names, TARGET_COL: target, **preds["val"]})
-        val_all.to_csv(stack_dir / "val_all.csv", index=False)
-    if test_names is not None:
-        pd.DataFrame({
-            NAME_COL: test_names, "prob": preds["test"][chosen],
-            "n_branches_scored": X["test"]["n_branches_scored"].to_numpy().astype(int),
-        }).to_csv(stack_dir / "test_pred.csv", index=False)
+    _write_csv(oof_df, stack_dir / "oof.csv")
+    if "val" in data.X:
+        names = data.X["val"].index.tolist()
+        target = pd.array(data.y_val if data.y_val is not None else [pd.NA] * len(names), dtype="Int8")
+        _write_csv(pd.DataFrame({NAME_COL: names, TARGET_COL: target, "prob": preds["val"][chosen]}),
+                   stack_dir / "val_pred.csv")
+        _write_csv(pd.DataFrame({NAME_COL: names, TARGET_COL: target, **preds["val"]}), stack_dir / "val_all.csv")
+    if "test" in data.X:
+        _write_csv(pd.DataFrame({
+            NAME_COL: data.test_names, "prob": preds["test"][chosen],
+            "n_branches_scored": data.X["test"]["n_branches_scored"].to_numpy().astype(int),
+        }), stack_dir / "test_pred.csv")
+
+
+def _unscored(data: StackData) -> dict[str, int]:
+    return {split: int((x["n_branches_scored"] == 0).sum()) for split, x in data.X.items()}
+
+
+def _submission(cfg, data: StackData, preds: dict, chosen: str) -> tuple[Path | None, str]:
+    """The submission (every test clip, in the list's order) and the report's sentence about it."""
+    if data.test_names is None:
+        return None, "not written: data.test_list is not set"
+    sub = build_submission(data.test_names, preds["test"][chosen] if "test" in preds else [],
+                           cfg.stack.pred_column)
+    path = write_submission(sub, cfg.run_dir / SUBMISSION_NAME, data.test_names, cfg.stack.pred_column)
+    n_unscored = _unscored(data).get("test", 0)
+    if n_unscored:
+        log.warning("submission: %d test clip(s) scored by no branch got the LightGBM stacker's score "
+                    "from metadata alone", n_unscored)
+    return path, (f"`{SUBMISSION_NAME}`, {len(data.test_names)} clips, column `{cfg.stack.pred_column}`, "
+                  f"method `{chosen}`; {n_unscored} clip(s) scored by no branch got the "
+                  "LightGBM stacker's score from metadata")
+
+
+def _metrics(cfg, data: StackData, table, chosen, selection, fitted, rel_dirs, submission, fingerprint) -> dict:
+    return {
+        "chosen": chosen,
+        "selection": selection,
+        "methods": _json_safe(table.to_dict(orient="records")),
+        "n_train": len(data.folds),
+        "n_folds": int(len(np.unique(data.fold))),
+        "n_val": len(data.X["val"]) if "val" in data.X else 0,
+        "n_test": len(data.test_names) if data.test_names is not None else 0,
+        "unscored_by_any_branch": _unscored(data),
+        "lightgbm_best_iteration": int(fitted[FALLBACK].best_iteration_),
+        "features": list(data.X["train"].columns),
+        "branches": rel_dirs,
+        "submission": SUBMISSION_NAME if submission else None,
+        "inputs_fingerprint": fingerprint,
+    }
+
+
+def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, selection, fitted,
+            submission, note) -> None:
+    images = _plots(stack_dir, data.y_train, oof, data.y_val, preds.get("val"), chosen)
+    status_counts = None
+    if data.manifest is not None and "status" in data.manifest:
+        status_counts = pd.crosstab(data.manifest["status"], data.manifest["split"]).rename_axis(
+            index="status", columns=None)
+    configs = {"stack (resolved)": (stack_dir / "config.yaml").read_text()}
+    for b in data.branches:
+        if (b.dir / "config.yaml").is_file():
+            configs[f"branch {b.name} ({b.dir / 'config.yaml'})"] = (b.dir / "config.yaml").read_text()
+    write_report(
+        cfg.run_dir / REPORT_NAME, experiment=cfg.experiment, table=table, chosen=chosen, selection=selection,
+        status_counts=status_counts, unscored=_unscored(data), images=images, submission=submission,
+        submission_note=note, importance=fitted[FALLBACK].feature_importance(), configs=configs,
+    )
 
 
 def _plots(stack_dir: Path, y_train, oof, y_val, val, chosen) -> dict[str, Path]:

@@ -1,14 +1,15 @@
-"""The fitted stacker on disk, so that `mmdf predict` can score new clips with it.
+"""The fitted stacker on disk as plain data, so that `mmdf predict` can score new clips with it.
 
-``stack/stacker.pkl`` holds the chosen method's estimator (fitted on all train
-OOF), the LightGBM fallback for clips no branch scored, with the feature list and branch names it expects; ``stack/stacker.json``
-says the same in readable form.
+``stack/stacker.json`` holds the chosen method and the LightGBM fallback for
+clips no branch scored, each as its class name, parameters and fitted state
+in plain numbers (LightGBM's state is its own model text), plus the feature
+list and the branch folders (relative to the run folder). Nothing is
+unpickled: a run folder made by someone else is safe to open.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +17,61 @@ import pandas as pd
 
 from mmdf.data.labels import NAME_COL
 from mmdf.errors import MmdfError
-from mmdf.stack.baselines import with_fallback
+from mmdf.files import atomic_write
+from mmdf.stack.baselines import BranchScore, LogisticStacker, MeanScore, RankMeanScore, with_fallback
 from mmdf.stack.features import build_features
 from mmdf.stack.inputs import BranchOutputs
+from mmdf.stack.stacker import LGBMStacker
 
-PICKLE_NAME = "stacker.pkl"
-JSON_NAME = "stacker.json"
+STACKER_FILE = "stacker.json"
+FORMAT = 2
+ESTIMATORS = {cls.__name__: cls for cls in (BranchScore, MeanScore, RankMeanScore, LogisticStacker, LGBMStacker)}
+
+
+def _plain(est) -> dict:
+    params = est.plain_params() if hasattr(est, "plain_params") else {
+        k: list(v) if isinstance(v, tuple) else v for k, v in est.get_params(deep=False).items()}
+    return {"class": type(est).__name__, "params": params, "state": est.to_dict()}
+
+
+def _rebuild(entry: dict, path: Path):
+    cls = ESTIMATORS.get(entry.get("class"))
+    if cls is None:
+        raise MmdfError(f"{path}: unknown stacking method class {entry.get('class')!r}; "
+                        f"re-run `mmdf stack --force` with this version of mmdf")
+    params = {k: tuple(v) if isinstance(v, list) and k == "branches" else v for k, v in entry["params"].items()}
+    return cls.from_dict(params, entry["state"])
 
 
 def save_stacker(stack_dir: Path, *, method: str, estimator, fallback, features: list[str],
                  branches: dict[str, str], use_metadata: bool) -> Path:
-    info = {"method": method, "features": features, "branches": branches, "use_metadata": use_metadata}
-    (stack_dir / JSON_NAME).write_text(json.dumps(info, indent=2))
-    path = stack_dir / PICKLE_NAME
-    with path.open("wb") as fh:
-        pickle.dump({**info, "estimator": estimator, "fallback": fallback}, fh)
+    """Write ``stacker.json`` atomically; ``branches`` are folders relative to the run folder."""
+    info = {"format": FORMAT, "method": method, "features": features, "branches": branches,
+            "use_metadata": use_metadata, "estimator": _plain(estimator), "fallback": _plain(fallback)}
+    path = Path(stack_dir) / STACKER_FILE
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=1))
     return path
 
 
 def load_stacker(stack_dir: str | Path) -> dict:
-    """``{method, features, branches, use_metadata, estimator, fallback}``; raises if the run has no stacker."""
-    path = Path(stack_dir) / PICKLE_NAME
+    """``{method, features, branches, use_metadata, estimator, fallback}`` with fitted estimators."""
+    path = Path(stack_dir) / STACKER_FILE
     if not path.is_file():
-        raise MmdfError(f"{path} not found; run `mmdf stack --config ...` for this run first")
-    with path.open("rb") as fh:
-        return pickle.load(fh)
+        old = Path(stack_dir) / "stacker.pkl"
+        hint = (" (this run was stacked by an older mmdf that pickled the stacker, which is not loaded "
+                "since it could run code)") if old.is_file() else ""
+        raise MmdfError(f"{path} not found{hint}; run `mmdf stack --force --config ...` for this run")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MmdfError(f"{path}: not a readable stacker file ({exc}); re-run `mmdf stack --force`") from None
+    if info.get("format") != FORMAT:
+        raise MmdfError(f"{path} is of format {info.get('format')!r}, this mmdf reads format {FORMAT}; "
+                        "re-run `mmdf stack --force --config ...` for this run")
+    info["estimator"] = _rebuild(info["estimator"], path)
+    info["fallback"] = _rebuild(info["fallback"], path)
+    return info
 
 
 def predict_with_stacker(stacker: dict, branch_preds: dict[str, pd.DataFrame],

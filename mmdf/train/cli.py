@@ -7,15 +7,17 @@ import argparse
 from mmdf.config import add_config_arguments, config_from_args
 from mmdf.errors import MmdfError
 
-HELP = "train the audio or visual branch with k-fold OOF"
+HELP = "train one branch (audio, visual, ...) with k-fold OOF"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # One sub-parser per branch, so that `key=value` overrides may follow the options.
+    from mmdf.train.branches import all_branches
+
     branches = parser.add_subparsers(dest="branch", metavar="BRANCH", required=True)
-    for name, what in (("audio", "mel-spectrogram images"), ("visual", "face crops")):
-        p = branches.add_parser(name, help=f"the {name} branch ({what})",
-                                description=f"{HELP}: the {name} branch ({what})")
+    for name, branch in all_branches().items():
+        p = branches.add_parser(name, help=f"the {name} branch ({branch.describe})",
+                                description=f"{HELP}: the {name} branch ({branch.describe})")
         p.add_argument("--folds", default=None, metavar="K[,K...]",
                        help="train only these folds, e.g. 0,2 (default: all)")
         p.add_argument("--force", action="store_true",
@@ -33,7 +35,7 @@ def parse_folds(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.train.trainer import train_branch
+    from mmdf.train.kfold import train_branch
 
     cfg = config_from_args(args)
     out = train_branch(cfg, args.branch, folds=parse_folds(args.folds), force=args.force)

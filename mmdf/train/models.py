@@ -54,7 +54,7 @@ def load_weights(model: torch.nn.Module, path: str | Path, key: str = "model") -
     if not path.is_file():
         raise MmdfError(f"{key}.checkpoint: file not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
     except Exception as exc:  # noqa: BLE001
         raise MmdfError(f"{key}.checkpoint: cannot read {path}: {exc}") from None
     if isinstance(state, dict):

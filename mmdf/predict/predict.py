@@ -2,7 +2,8 @@
 
 The run's own resolved stack config decides the preprocessing (so new clips
 get exactly the features the branches were trained on, in the same cache), its
-``stack/stacker.pkl`` the combination. Clips are handled in chunks of
+``stack/stacker.json`` the combination; the branches are the run's own
+(their folders are stored relative to the run folder, so a moved run works). Clips are handled in chunks of
 ``batch_size`` so that a long list never holds all its features at once. Every
 input gets a row: a file that does not exist or cannot be decoded keeps its
 status (``missing``, ``corrupt``, ...); a clip that some but not all branches
@@ -44,17 +45,19 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
                 log.warning("%s holds no %s files", item, "/".join(VIDEO_SUFFIXES))
             paths += found
         elif item.suffix.lower() in LIST_SUFFIXES and item.is_file():
-            for line in item.read_text(encoding="utf-8-sig").splitlines():
-                entry = line.split(",")[0].strip()
-                if not entry or entry in ("video_name", "path"):
-                    continue
-                p = Path(entry)
-                paths.append(p if p.is_absolute() else item.parent / p)
+            paths += _list_entries(item)
         else:
             paths.append(item)
     if not paths:
         raise MmdfError("no clips to score: give .mp4 files, folders holding them, or a list file")
     return paths
+
+
+def _list_entries(list_file: Path) -> list[Path]:
+    """The paths of a list file (first column), relative ones taken relative to the list's folder."""
+    entries = [line.split(",")[0].strip() for line in list_file.read_text(encoding="utf-8-sig").splitlines()]
+    return [Path(e) if Path(e).is_absolute() else list_file.parent / e
+            for e in entries if e and e not in ("video_name", "path")]
 
 
 def load_run(run_dir: str | Path):
@@ -76,9 +79,11 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     n_branches_scored, <branch>_prob...`` in input order."""
     from mmdf.prepare.runner import prepare_clips
     from mmdf.stack.saved import predict_with_stacker
-    from mmdf.train.inference import predict_branch
+    from mmdf.train.branches import get_branch
 
+    run_dir = Path(run_dir)
     cfg, stacker = load_run(run_dir)
+    trained = {name: get_branch(name).trained(run_dir / rel) for name, rel in stacker["branches"].items()}
     paths = collect_inputs(inputs)
     if batch_size < 1:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")
@@ -90,8 +95,8 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
         # names may repeat across folders: key rows by position while scoring
         keys = [f"{start + i:09d}" for i in range(len(rows))]
         branch_preds = {}
-        for name, directory in stacker["branches"].items():
-            pred = predict_branch(Path(directory), rows).reset_index(drop=True)
+        for name, branch in trained.items():
+            pred = branch.score(rows).reset_index(drop=True)
             if len(pred) != len(rows):
                 raise RuntimeError(f"branch {name} returned {len(pred)} rows for {len(rows)} clips")
             branch_preds[name] = pred.assign(video_name=keys)

@@ -19,12 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mmdf.inference.predict import predict_clips
+    from mmdf.predict.predict import predict_clips
 
     scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers)
+    from mmdf.files import atomic_write
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(out, index=False)
+    with atomic_write(out) as tmp:
+        scores.to_csv(tmp, index=False)
     bad = scores["status"] != "ok"
     print(f"scored {len(scores)} clip(s) -> {out}"
           + (f" ({int(bad.sum())} with status other than ok: "

@@ -1,0 +1,145 @@
+"""The audio branch: the clip's mel-spectrogram image -> a timm CNN, one item per clip.
+
+Its config section is ``train.audio`` (:class:`AudioBranchConfig`); its
+feature is the cached mel image (``mel_file``, made by ``prepare.mel``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from mmdf.errors import MmdfError
+from mmdf.train.branches.base import TorchBranch, targets_of, to_float
+from mmdf.train.config import ModelConfig
+
+
+@dataclass
+class AudioModelConfig(ModelConfig):
+    """The audio defaults (a class, not a default_factory, so they hold when a YAML sets one key)."""
+
+    name: str = "efficientnet_b1"
+    in_chans: int = 1  # the mel image is grey; timm adapts pretrained RGB stems
+
+
+@dataclass
+class AudioAugConfig:
+    """Spectrogram augmentation (SpecAugment-style); no vertical flip unless asked."""
+
+    time_shift: float = 0.2  # circular shift along time by up to this fraction of the width
+    time_masks: int = 2
+    time_mask_width: float = 0.1  # each mask up to this fraction of the width
+    freq_masks: int = 2
+    freq_mask_width: float = 0.1  # each mask up to this fraction of the height
+    vflip: float = 0.0  # probability; flips frequencies upside down (ablation only)
+
+
+@dataclass
+class AudioTTAConfig:
+    time_shifts: list[float] = field(default_factory=list)  # extra views, fractions of the width
+
+
+@dataclass
+class AudioBranchConfig:
+    model: AudioModelConfig = field(default_factory=AudioModelConfig)
+    input_size: list[int] = field(default_factory=lambda: [256, 256])  # (H, W) fed to the model
+    augment: AudioAugConfig = field(default_factory=AudioAugConfig)
+    tta: AudioTTAConfig = field(default_factory=AudioTTAConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.input_size) != 2:
+            raise ValueError(f"train.audio.input_size must be [H, W], got {self.input_size}")
+
+
+class SpecAugment:
+    """Time shift, time/frequency masking and optional vertical flip of a (C, H, W) mel image.
+
+    H is frequency (row 0 = lowest mel band, as librosa and the cache store it),
+    W is time. Masks are filled with the image mean so they carry no signal.
+    Randomness comes from torch's global generator, which the trainer reseeds
+    per fold and epoch, so a resumed run draws the same augmentations.
+    """
+
+    def __init__(self, cfg: AudioAugConfig):
+        self.cfg = cfg
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        _, h, w = x.shape
+        if cfg.time_shift > 0:
+            limit = int(cfg.time_shift * w)
+            if limit:
+                x = torch.roll(x, int(torch.randint(-limit, limit + 1, ())), dims=-1)
+        fill = x.mean()
+        x = x.clone()
+        for _ in range(cfg.time_masks):
+            x = _mask(x, -1, int(cfg.time_mask_width * w), fill)
+        for _ in range(cfg.freq_masks):
+            x = _mask(x, -2, int(cfg.freq_mask_width * h), fill)
+        if cfg.vflip > 0 and torch.rand(()) < cfg.vflip:
+            x = x.flip(-2)
+        return x
+
+
+def _mask(x: torch.Tensor, dim: int, max_width: int, fill: torch.Tensor) -> torch.Tensor:
+    if max_width < 1:
+        return x
+    width = int(torch.randint(0, max_width + 1, ()))
+    start = int(torch.randint(0, x.shape[dim] - width + 1, ()))
+    x.narrow(dim, start, width).fill_(fill)
+    return x
+
+
+class MelDataset(torch.utils.data.Dataset):
+    """Mel images (uint8 (H, W) .npy) resized to ``input_size`` and repeated to ``in_chans``."""
+
+    def __init__(self, files: list[str], targets: np.ndarray, cfg: AudioBranchConfig,
+                 mean: list[float], std: list[float], train: bool):
+        self.files = list(files)
+        self.targets = np.asarray(targets, dtype=np.float32)
+        self.size = tuple(cfg.input_size)
+        self.in_chans = cfg.model.in_chans
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.augment = SpecAugment(cfg.augment) if train else None
+        self.item_clip = np.arange(len(self.files))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        mel = np.load(self.files[i])
+        if mel.ndim != 2:
+            raise MmdfError(f"{self.files[i]}: expected a (H, W) mel image, got shape {mel.shape}")
+        h, w = self.size
+        if mel.shape != (h, w):
+            mel = cv2.resize(mel, (w, h), interpolation=cv2.INTER_LINEAR)
+        x = torch.from_numpy(np.ascontiguousarray(mel))[None].expand(self.in_chans, h, w)
+        x = to_float(x, self.mean, self.std)
+        if self.augment is not None:
+            x = self.augment(x)
+        return x, torch.tensor(self.targets[i]), i
+
+
+class AudioBranch(TorchBranch):
+    name = "audio"
+    describe = "mel-spectrogram images"
+    status_col = "audio_status"
+    file_col = "mel_file"
+    prepare_keys = ("mel",)
+    config_cls = AudioBranchConfig
+
+    def dataset(self, rows: pd.DataFrame, section: AudioBranchConfig, mean, std, train: bool) -> MelDataset:
+        return MelDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, mean, std, train)
+
+    def tta_views(self, x: torch.Tensor, section: AudioBranchConfig) -> list[torch.Tensor]:
+        """The batch (B, C, H, W) plus one circularly time-shifted copy per configured shift."""
+        w = x.shape[-1]
+        return [x] + [torch.roll(x, int(round(s * w)), dims=-1) for s in section.tta.time_shifts]
+
+
+BRANCH = AudioBranch()

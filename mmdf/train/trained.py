@@ -1,0 +1,70 @@
+"""A finished branch run, loaded once, scoring prepared clips with the mean of its fold models.
+
+``mmdf predict`` and the tests use it; the fold models are loaded when the
+object is made, not per call, and only from ``weights_only`` checkpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmdf.errors import MmdfError
+from mmdf.train.checkpoint import load_checkpoint
+from mmdf.train.config import ModelConfig
+from mmdf.train.scoring import clip_probs, predict_items
+
+
+def fold_checkpoints(branch_dir: Path) -> list[Path]:
+    return sorted(Path(branch_dir).glob("fold_*/best.pt"), key=lambda p: int(p.parent.name[5:]))
+
+
+class TrainedBranch:
+    """The fold models of ``branch_dir`` (a ``runs/<experiment>/<branch>`` folder)."""
+
+    def __init__(self, branch_dir: str | Path):
+        from mmdf.config import load_config
+        from mmdf.train.branches import get_branch
+        from mmdf.train.runtime import resolve_runtime
+
+        self.dir = Path(branch_dir)
+        ckpts = fold_checkpoints(self.dir)
+        if not ckpts or not (self.dir / "config.yaml").is_file():
+            raise MmdfError(f"no trained branch in {self.dir} (expected config.yaml and fold_*/best.pt); "
+                            "run `mmdf train <branch> --config ...` first")
+        self.cfg = load_config(self.dir / "config.yaml")
+        self.rt = resolve_runtime(self.cfg.train)
+        self.models = [self._load(p) for p in ckpts]
+        self.branch = get_branch(self.models[0][1]["branch"])
+
+    def _load(self, path: Path) -> tuple[torch.nn.Module, dict]:
+        from mmdf.train.models import create_model
+
+        ckpt = load_checkpoint(path)
+        model = create_model(ModelConfig(**{**ckpt["model_cfg"], "pretrained": False, "checkpoint": None}))
+        model.load_state_dict(ckpt["model"])
+        model.to(self.rt.device)
+        if self.rt.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model, ckpt
+
+    def score(self, manifest_rows: pd.DataFrame) -> pd.DataFrame:
+        """``video_name, prob, status`` per row: mean fold probability, NaN where the modality is unusable."""
+        rows = manifest_rows.reset_index(drop=True)
+        ok = self.branch.usable(rows)
+        prob = np.full(len(rows), np.nan)
+        if ok.any():
+            tcfg = self.cfg.train
+            section = self.branch.section(tcfg)
+            probs = []
+            for model, ckpt in self.models:
+                ds = self.branch.dataset(rows[ok], section, ckpt["mean"], ckpt["std"], train=False)
+                logits = predict_items(model, ds, self.branch, tcfg, self.rt, tta=True,
+                                       desc=f"{self.branch.name} fold {ckpt['fold']}")
+                probs.append(clip_probs(self.branch, tcfg, ds, logits))
+            prob[ok] = np.mean(probs, axis=0)
+        return pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "prob": prob,
+                             "status": rows[self.branch.status_col].astype(str).to_numpy()})
