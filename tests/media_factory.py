@@ -40,6 +40,9 @@ def make_clip(
     fps: int = 25,
     sample_rate: int = 44100,
     seed: int = 0,
+    video: bool = True,  # False: an audio-only .mp4
+    faststart: bool = False,  # index (moov) at the front, as web downloads have it
+    rotation: int = 0,  # frames stored turned clockwise by this, with a display matrix turning them upright
 ) -> Path:
     """Write an H.264 + AAC mp4; ``audio_duration`` differing from ``duration`` makes mismatched streams."""
     import av
@@ -47,22 +50,15 @@ def make_clip(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_frames = max(1, int(round(duration * fps)))
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width = video.height = size
-        video.pix_fmt = "yuv420p"
-        video.options = {"preset": "ultrafast", "g": "10"}
-        audio_stream = None
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        video_stream = _add_video(container, size, fps, rotation) if video else None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=sample_rate)
             audio_stream.layout = "mono"
-        for i in range(n_frames):
-            image = face_frame(size, shift=2 * i % 20) if face else noise_frame(size, seed + i)
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if audio_stream is not None:
+        if video_stream is not None:
+            _encode_video(container, video_stream, n_frames, face, size, seed, rotation)
+        if audio is not None:
             seconds = duration if audio_duration is None else audio_duration
             n = int(seconds * sample_rate)
             t = np.arange(n) / sample_rate
@@ -83,6 +79,50 @@ def make_clip(
                     container.mux(packet)
             for packet in audio_stream.encode():
                 container.mux(packet)
+    if rotation and not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        _set_rotation_with_ffmpeg(path, rotation)  # PyAV too old to write a display matrix
+    return path
+
+
+def _set_rotation_with_ffmpeg(path: Path, rotation: int) -> None:
+    """Remux ``path`` with a display matrix, with the ffmpeg binary that imageio-ffmpeg ships."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    tmp = path.with_name("rot-" + path.name)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", str(rotation),
+                    "-i", str(path), "-c", "copy", str(tmp)], check=True)
+    tmp.replace(path)
+
+
+def _add_video(container, size: int, fps: int, rotation: int):
+    video = container.add_stream("libx264", rate=fps)
+    video.width = video.height = size
+    video.pix_fmt = "yuv420p"
+    video.options = {"preset": "ultrafast", "g": "10"}
+    if rotation and hasattr(video, "set_display_rotation"):
+        video.set_display_rotation(rotation)  # players turn the frames counter-clockwise by this
+    return video
+
+
+def _encode_video(container, video, n_frames: int, face: bool, size: int, seed: int, rotation: int) -> None:
+    import av
+
+    for i in range(n_frames):
+        image = face_frame(size, shift=2 * i % 20) if face else noise_frame(size, seed + i)
+        image = np.ascontiguousarray(np.rot90(image, -(rotation // 90)))  # stored turned clockwise
+        for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+
+
+def truncate(path: str | Path, share: float) -> Path:
+    """Cut a file to ``share`` of its bytes, as a download cut short leaves it."""
+    path = Path(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
     return path
 
 

@@ -84,3 +84,26 @@ def test_saved_config_round_trips(tmp_path):
 def test_every_shipped_config_loads(path):
     cfg = load_config(REPO / path)
     assert cfg.experiment
+
+
+def test_config_not_utf8_names_the_file(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("experiment: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(byte 0xe9 on line 1.*save the file as UTF-8"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("base", ["5", "{a: b.yaml}", "[a.yaml, 3]", "''"])
+def test_base_must_be_paths(tmp_path, base):
+    p = tmp_path / "exp.yaml"
+    p.write_text(f"base: {base}\nseed: 3\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: key 'base' must be a path or a list of paths"):
+        load_config(p)
+
+
+def test_base_list_and_utf8_bom(tmp_path):
+    (tmp_path / "a.yaml").write_text("seed: 1\n")
+    (tmp_path / "b.yaml").write_text("experiment: b\n")
+    (tmp_path / "exp.yaml").write_bytes("\ufeffbase: [a.yaml, b.yaml]\n".encode("utf-8"))
+    cfg = load_config(tmp_path / "exp.yaml")
+    assert (cfg.seed, cfg.experiment) == (1, "b")

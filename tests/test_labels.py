@@ -127,3 +127,16 @@ def test_missing_demo_labels_say_how_to_make_them(tmp_path, monkeypatch):
         read_labels("data/demo/trainset_label.txt")
     with pytest.raises(LabelError, match=r"not found: data/other/trainset_label.txt$"):
         read_labels("data/other/trainset_label.txt")
+
+
+def test_names_differing_only_in_case_are_refused_naming_both_lines(tmp_path):
+    p = write(tmp_path, "video_name,target\nclip.mp4,0\nb.mp4,1\nClip.MP4,1\n")
+    with pytest.raises(LabelError, match=r"differing only in case.*line 4 \(Clip.MP4\) and line 2 \(clip.mp4\)"):
+        read_labels(p)
+
+
+def test_label_file_not_utf8_says_so(tmp_path):
+    p = tmp_path / "labels.txt"
+    p.write_bytes("video_name,target\ncafé.mp4,0\n".encode("latin-1"))
+    with pytest.raises(LabelError, match=r"labels.txt: not UTF-8 text \(byte 0xe9 on line 2.*save the file as UTF-8"):
+        read_labels(p)

@@ -136,7 +136,7 @@ def test_mel_ablation_takes_the_faces_from_the_sibling_cache(single_run, dataset
     def no_detection(*args, **kwargs):
         raise AssertionError("faces were detected again")
 
-    monkeypatch.setattr(clip_mod, "prepare_clip_faces", no_detection)
+    monkeypatch.setattr(clip_mod, "faces_from_frames", no_detection)
     mels = prepare_dataset(config(dataset, tmp_path, "prepare.mel.n_mels=32"))
     assert cache_root(config(dataset, tmp_path, "prepare.mel.n_mels=32")).parent == tmp_path
     assert {(r.split, r.video_name): (r.status, r.audio_status, r.visual_status)
@@ -172,8 +172,10 @@ def test_resume_after_kill(single_run, dataset, tmp_path):
     journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])  # torn line
     done_before = set(read_journal(dst))
     assert len(done_before) == 3
-    (dst / "mel" / "train" / ".good.npy.tmp999").write_bytes(b"half")  # a killed writer's leftover
+    leftover = dst / "mel" / "train" / ".good.npy.tmp999999999"  # a killed writer's (pid long gone)
+    leftover.write_bytes(b"half")
     resumed = prepare_dataset(cfg2)
+    assert not leftover.exists(), "the next run removes a killed run's temporary files"
     cols = ["split", "video_name", "status", "audio_status", "visual_status", "frames_with_face"]
     pd.testing.assert_frame_equal(resumed[cols], manifest[cols])
     rows = [json.loads(x) for x in journal.read_text().splitlines()[4:]]

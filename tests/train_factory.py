@@ -13,17 +13,12 @@ import numpy as np
 import pandas as pd
 
 from mmdf.config import Config, load_config
-
-MANIFEST_COLUMNS = [
-    "split", "video_name", "target", "path", "status", "error", "audio_status", "visual_status",
-    "duration", "has_audio", "frames_sampled", "frames_with_face", "face_conf_mean", "mel_file",
-    "faces_file",
-]
-
+from mmdf.prepare.manifest import assemble_manifest
+from mmdf.prepare.row import ManifestRow
 
 def make_manifest(root: Path, n_train: int = 24, n_val: int = 8, n_test: int = 6, size: int = 32,
                   frames: int = 3, no_audio: int = 2, no_face: int = 2, seed: int = 0) -> pd.DataFrame:
-    """A contract-2 manifest with cached .npy features under ``root``.
+    """A manifest (the prepare step's, :mod:`mmdf.prepare.manifest`) with cached .npy features under ``root``.
 
     The first ``no_audio`` train clips have no audio, the next ``no_face`` no
     face (alternating real/fake), so both classes keep usable clips.
@@ -31,7 +26,7 @@ def make_manifest(root: Path, n_train: int = 24, n_val: int = 8, n_test: int = 6
     rng = np.random.default_rng(seed)
     cache = Path(root) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    rows = []
+    labels, rows = [], []
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         for i in range(n):
             name = f"{split}_{i:03d}.mp4"
@@ -51,18 +46,14 @@ def make_manifest(root: Path, n_train: int = 24, n_val: int = 8, n_test: int = 6
                 faces_file = str(cache / f"{name}.faces.npy")
                 np.save(faces_file, faces)
             status = "ok" if audio_ok and visual_ok else ("no_audio" if not audio_ok else "no_face")
-            rows.append({
-                "split": split, "video_name": name, "target": target if split != "test" else pd.NA,
-                "path": str(Path(root) / name), "status": status, "error": "",
-                "audio_status": "ok" if audio_ok else "no_audio",
-                "visual_status": "ok" if visual_ok else "no_face",
-                "duration": 2.0, "has_audio": audio_ok, "frames_sampled": frames,
-                "frames_with_face": frames if visual_ok else 0, "face_conf_mean": 0.99 if visual_ok else np.nan,
-                "mel_file": mel_file, "faces_file": faces_file,
-            })
-    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    frame["target"] = frame["target"].astype("Int8")
-    return frame
+            labels.append({"split": split, "video_name": name, "target": target if split != "test" else pd.NA,
+                           "path": str(Path(root) / name)})
+            rows.append(ManifestRow(
+                split, name, status=status, audio_status="ok" if audio_ok else "no_audio",
+                visual_status="ok" if visual_ok else "no_face", duration=2.0, has_audio=audio_ok,
+                frames_sampled=frames, frames_with_face=frames if visual_ok else 0,
+                face_conf_mean=0.99 if visual_ok else np.nan, mel_file=mel_file, faces_file=faces_file))
+    return assemble_manifest(pd.DataFrame(labels), rows, cache, absolute=False)
 
 
 TINY = [

@@ -9,13 +9,14 @@ dropped silently: a file either loads whole or raises :class:`LabelError`.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 
 from mmdf.data.config import SPLITS, DataConfig
-from mmdf.errors import LabelError, list_offenders
+from mmdf.errors import LabelError, list_offenders, not_utf8
 
 NAME_COL = "video_name"
 TARGET_COL = "target"
@@ -30,19 +31,59 @@ def read_labels(path: str | Path, require_target: bool = True) -> pd.DataFrame:
     the total count.
     """
     path = Path(path)
+    rows = _read_rows(path)
+    header, has_target = _check_header(path, rows[0], require_target)
+    problems: dict[str, list[str]] = defaultdict(list)
+    seen: dict[str, tuple[int, str]] = {}  # case-folded name -> (first line, name as written)
+    names, targets, extras = [], [], []
+    for line, row in rows[1:]:
+        cells = [c.strip() for c in row]
+        shown = f"line {line} ({','.join(row)!r})"
+        if len(cells) != len(header):
+            problems[f"wrong number of columns (expected {len(header)}: {','.join(header)})"].append(shown)
+            continue
+        _check_name(cells[0], line, shown, seen, problems)
+        if has_target:
+            if cells[1] not in ("0", "1"):
+                problems["target not 0 or 1"].append(shown)
+                continue
+            targets.append(int(cells[1]))
+        names.append(cells[0])
+        extras.append(cells[2 if has_target else 1:])
+    if problems:
+        parts = [f"  {kind}: {list_offenders(items)}" for kind, items in problems.items()]
+        total = sum(len(v) for v in problems.values())
+        raise LabelError(f"{path}: {total} bad line(s); fix them and run again:\n" + "\n".join(parts))
+    frame = pd.DataFrame({NAME_COL: pd.Series(names, dtype=str)})
+    if has_target:
+        frame[TARGET_COL] = pd.Series(targets, dtype="int8")
+    for j, col in enumerate(header[2 if has_target else 1:]):
+        frame[col] = [e[j] for e in extras]
+    return frame
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of the non-blank lines; a file that is absent, empty or not UTF-8 raises."""
     if not path.is_file():
         hint = ""
         if path.parent.resolve() == Path(DEMO_DATA_ROOT).resolve():
             hint = "; the demo dataset is made by `mmdf demo-data` (or `mmdf demo`)"
         raise LabelError(f"label file not found: {path}{hint}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
-    rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{path}: {not_utf8(data, exc)}; save the file as UTF-8 and run again") from None
+    rows = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""))) if any(c.strip() for c in r)]
     if not rows:
         raise LabelError(f"{path}: the file is empty; expected a header 'video_name,target'")
+    return rows
 
+
+def _check_header(path: Path, first: tuple[int, list[str]], require_target: bool) -> tuple[list[str], bool]:
+    """(header cells, whether a target column follows the names); a wrong header raises."""
     expected = f"{NAME_COL},{TARGET_COL}" if require_target else NAME_COL
-    header_line, header = rows[0]
+    header_line, header = first
     header = [h.strip() for h in header]
     if header[0] != NAME_COL:
         looks_like_data = header[0].lower().endswith(".mp4")
@@ -58,43 +99,28 @@ def read_labels(path: str | Path, require_target: bool = True) -> pd.DataFrame:
             f"{path}, line {header_line}: header {','.join(header)!r} has no '{TARGET_COL}' "
             f"as second column; expected '{expected}'"
         )
+    return header, has_target
 
-    problems: dict[str, list[str]] = defaultdict(list)
-    first_seen: dict[str, int] = {}
-    names, targets, extras = [], [], []
-    for line, row in rows[1:]:
-        cells = [c.strip() for c in row]
-        shown = f"line {line} ({','.join(row)!r})"
-        if len(cells) != len(header):
-            problems[f"wrong number of columns (expected {len(header)}: {','.join(header)})"].append(shown)
-            continue
-        name = cells[0]
-        if not name.lower().endswith(".mp4"):
-            problems["video_name without '.mp4'"].append(shown)
-        if name in first_seen:
-            problems["duplicate video_name"].append(f"line {line} repeats line {first_seen[name]} ({name})")
-        else:
-            first_seen[name] = line
-        if has_target:
-            if cells[1] not in ("0", "1"):
-                problems["target not 0 or 1"].append(shown)
-                continue
-            targets.append(int(cells[1]))
-        names.append(name)
-        extras.append(cells[2 if has_target else 1:])
 
-    if problems:
-        parts = [f"  {kind}: {list_offenders(items)}" for kind, items in problems.items()]
-        total = sum(len(v) for v in problems.values())
-        raise LabelError(
-            f"{path}: {total} bad line(s); fix them and run again:\n" + "\n".join(parts)
+def _check_name(name: str, line: int, shown: str, seen: dict, problems: dict) -> None:
+    """A name must end in .mp4 and differ from every earlier name, case aside.
+
+    Names differing only in case (``a.mp4``, ``A.MP4``) are the same file on
+    case-insensitive file systems (macOS, Windows, many shares), so one of
+    them would silently take the other's label and features: refused.
+    """
+    if not name.lower().endswith(".mp4"):
+        problems["video_name without '.mp4'"].append(shown)
+    folded = name.casefold()
+    if folded not in seen:
+        seen[folded] = (line, name)
+    elif seen[folded][1] == name:
+        problems["duplicate video_name"].append(f"line {line} repeats line {seen[folded][0]} ({name})")
+    else:
+        first_line, first = seen[folded]
+        problems["video_names differing only in case (one file on case-insensitive file systems)"].append(
+            f"line {line} ({name}) and line {first_line} ({first})"
         )
-    frame = pd.DataFrame({NAME_COL: pd.Series(names, dtype=str)})
-    if has_target:
-        frame[TARGET_COL] = pd.Series(targets, dtype="int8")
-    for j, col in enumerate(header[2 if has_target else 1:]):
-        frame[col] = [e[j] for e in extras]
-    return frame
 
 
 def pair_with_clips(

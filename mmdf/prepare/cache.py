@@ -5,13 +5,15 @@ parameters, so changing ``n_mels`` or ``num_frames`` starts a new cache and the
 same parameters reuse it)::
 
     params.json                      the parameters behind the key
-    mel/<split>/<clip>.npy           (H, W) uint8 mel image
-    faces/<split>/<clip>.npy         (N, S, S, 3) uint8 face crops
+    mel/<split>/<video_name>.npy     (H, W) uint8 mel image (see clip_stem)
+    faces/<split>/<video_name>.npy   (N, S, S, 3) uint8 face crops
     journal/shard-<i>-of-<n>.jsonl   one line per finished clip, appended as clips finish
+    prepare-<i>-of-<n>.lock          held by the `mmdf prepare` of that shard while it runs
     manifest.parquet                 every clip of the label files, written at the end
 
-Every file is written under a temporary name and renamed, so a killed run
-leaves either a whole file or none; a torn last journal line is ignored.
+Every file is written under a temporary name, fsynced and renamed, so a killed
+run leaves either a whole file or none (and a temporary file that the next run
+removes); a torn last journal line is ignored.
 
 Caches whose keys differ in one half only (an ablation of ``n_mels`` keeps
 the face parameters) share the other half: :func:`find_donors` finds the
@@ -30,20 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mmdf.files import atomic_write
+from mmdf.prepare.journal import read_journal, read_journal_table  # noqa: F401 - read_journal: public here
+from mmdf.prepare.row import FEATURE_FILES, KEY_FIELDS, KIND_FIELDS, KIND_STATUS, plain_record
 
 # Bump when the feature code changes what it writes for the same parameters.
 FEATURE_VERSION = 1
-# The row fields each half of the features fills in (see mmdf.prepare.clip.process_clip).
-KIND_FIELDS = {
-    "mel": ("audio_status", "mel_file"),
-    "faces": ("visual_status", "faces_file", "frames_sampled", "frames_with_face", "face_conf_mean"),
-}
 # Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
 BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face")}
 # Parameters that change how fast features are made, not what they are.
 NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
+# Parameters of both halves: a sibling cache lends a half only when these agree too.
+SHARED_KEYS = ("version", "min_duration", "max_duration", "truncated", "truncated_tolerance")
+# File names are limited to 255 bytes; longer clip names are cut and told apart by a hash.
+MAX_STEM_BYTES = 200
 
 
 def _key_fields(value: Any) -> Any:
@@ -74,8 +78,18 @@ def cache_root(cfg) -> Path:
 
 
 def clip_stem(split: str, video_name: str, path: str | Path | None = None) -> str:
-    """File stem of a clip's features; clips outside the label files get a path hash (names may repeat)."""
-    stem = Path(video_name).stem
+    """File stem of a clip's features: its whole name, so ``a.mp4`` and ``a.MP4`` never share a file.
+
+    Label files refuse names that differ only in case (see
+    :func:`mmdf.data.labels.read_labels`), so stems stay apart on
+    case-insensitive file systems too. Clips outside the label files get a
+    hash of their path (names may repeat across folders); names too long for
+    a file name are cut and get a hash of the whole name.
+    """
+    stem = video_name
+    if len(stem.encode()) > MAX_STEM_BYTES:
+        head = stem.encode()[: MAX_STEM_BYTES - 20].decode(errors="ignore")
+        stem = f"{head}-{hashlib.sha1(video_name.encode()).hexdigest()[:12]}"
     if split == "predict" and path is not None:
         digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]
         stem = f"{stem}-{digest}"
@@ -103,25 +117,6 @@ def write_parquet(path: str | Path, frame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def read_journal(root: Path) -> dict[tuple[str, str], dict]:
-    """Finished clips from every shard's journal: (split, video_name) -> row; the latest row wins."""
-    rows: dict[tuple[str, str], dict] = {}
-    journal_dir = Path(root) / "journal"
-    if not journal_dir.is_dir():
-        return rows
-    for file in sorted(journal_dir.glob("*.jsonl")):
-        with open(file, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # torn last line of a killed run
-                key = (row["split"], row["video_name"])
-                if key not in rows or row.get("prepared_at", 0) >= rows[key].get("prepared_at", 0):
-                    rows[key] = row
-    return rows
-
-
 def source_fingerprint(path: str | Path) -> str:
     """Size and modification time of a clip: a clip replaced in place must be prepared again."""
     try:
@@ -142,41 +137,77 @@ def is_done(root: Path, row: dict | None, clip_path: str | Path) -> bool:
 
 def features_present(root: Path, row: dict) -> bool:
     """Whether the feature files a journal row names still exist."""
-    return all((Path(root) / row[k]).is_file() for k in ("mel_file", "faces_file") if row.get(k))
+    return all((Path(root) / row[k]).is_file() for k in FEATURE_FILES.values() if _text(row.get(k)))
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def finished(root: Path, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """(done mask, current source fingerprints) of clips joined with their journal rows.
+
+    ``frame`` has ``path``, ``exists`` and the journal's ``source``,
+    ``mel_file``, ``faces_file`` (NA where the clip has no row). A clip is
+    done when it exists, is unchanged since its row was written and the row's
+    feature files exist. One pass, no per-clip objects kept beyond the two results.
+    """
+    done = np.zeros(len(frame), dtype=bool)
+    sources: list[str] = []
+    columns = (frame[c] for c in ("path", "exists", "source", *FEATURE_FILES.values()))
+    for i, (path, exists, source, *files) in enumerate(zip(*columns)):
+        current = source_fingerprint(path) if exists else ""
+        sources.append(current)
+        if exists and _text(source) == current and current:
+            done[i] = all((Path(root) / f).is_file() for f in map(_text, files) if f)
+    return done, sources
 
 
 def find_donors(cfg, root: Path) -> dict[str, list[Path]]:
     """Sibling caches of ``root`` holding the same mel (``'mel'``) or face (``'faces'``) features."""
     mine = feature_params(cfg.prepare)
-    same = {"mel": ("version", "min_duration", "mel"), "faces": ("version", "min_duration", "faces")}
     donors: dict[str, list[Path]] = {"mel": [], "faces": []}
     for params_file in sorted(Path(cfg.data.cache_dir).glob("prep-*/params.json")):
         other = params_file.parent
         if other.resolve() == Path(root).resolve():
             continue
         try:
-            theirs = json.loads(params_file.read_text())
-        except (OSError, json.JSONDecodeError):
+            theirs = json.loads(params_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             continue
-        for kind, keys in same.items():
-            if all(theirs.get(k) == mine.get(k) for k in keys):
+        for kind in donors:
+            if all(theirs.get(k) == mine.get(k) for k in (*SHARED_KEYS, kind)):
                 donors[kind].append(other)
     return donors
 
 
-def borrowable(donors: dict[str, list[Path]]) -> dict[tuple[str, str], dict[str, tuple[str, dict]]]:
-    """(split, video_name) -> {kind: (donor root, donor journal row)} for the donors' finished halves."""
-    out: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}
+def attach_donors(todo: pd.DataFrame, donors: dict[str, list[Path]]) -> pd.DataFrame:
+    """``todo`` (key, ``current_source``) plus ``borrow_<kind>``: JSON of a donor's finished half, or NA.
+
+    A half is lent when the donor made it from the same file (same
+    fingerprint), its status is worth borrowing and its feature file exists.
+    Donors' journals are read as compact tables, one donor at a time.
+    """
     for kind, roots in donors.items():
+        column = f"borrow_{kind}"
+        todo[column] = pd.array([None] * len(todo), dtype="string[pyarrow]")
         for donor in roots:
-            for key, row in read_journal(donor).items():
-                file = row.get(f"{kind}_file")
-                if row.get(KIND_FIELDS[kind][0]) not in BORROWABLE[kind]:
-                    continue
-                if file and not (donor / file).is_file():
-                    continue
-                out.setdefault(key, {}).setdefault(kind, (str(donor), row))
-    return out
+            _lend(todo, column, kind, donor)
+    return todo
+
+
+def _lend(todo: pd.DataFrame, column: str, kind: str, donor: Path) -> None:
+    """Fill ``todo[column]`` where still empty with the halves ``donor`` can lend."""
+    lent = read_journal_table(donor, ("source", "error", *KIND_FIELDS[kind]))
+    lent = lent[lent[KIND_STATUS[kind]].isin(BORROWABLE[kind]).fillna(False)].set_index(list(KEY_FIELDS))
+    rows = lent.reindex(pd.MultiIndex.from_frame(todo[list(KEY_FIELDS)]))
+    same = rows["source"].fillna("").to_numpy(dtype=object) == todo["current_source"].to_numpy(dtype=object)
+    where = todo.columns.get_loc(column)
+    for i in np.flatnonzero(same & todo[column].isna().to_numpy()):
+        record = plain_record(rows.iloc[i].to_dict())
+        file = _text(record.get(FEATURE_FILES[kind]))
+        if not file or (donor / file).is_file():
+            todo.iloc[i, where] = json.dumps({"root": str(donor), "row": record})
 
 
 def link_feature(src: Path, dst: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -56,11 +57,21 @@ class FaceConfig:
 
 @dataclass
 class PrepareConfig:
-    """How `mmdf prepare` runs; only ``mel``, ``faces`` and ``min_duration`` change the cache key."""
+    """How `mmdf prepare` runs; the fields of ``cache.NOT_IN_KEY`` (speed only) do not change the cache key."""
 
     workers: int = 0  # worker processes; 0 = all cores
     device: str = "cpu"  # MTCNN device in each worker, e.g. "cuda" or "cuda:1"
     min_duration: float = 1.0  # seconds; a shorter audio or video stream is `too_short`
+    # A longer clip is represented by its middle max_duration seconds (both streams, and only
+    # that part is decoded, so memory does not grow with the clip); null = the whole clip.
+    max_duration: float | None = 60.0
+    # A clip whose streams stop short of the durations its container declares (a download cut
+    # short) is `truncated`. "skip": the truncated modality gets no features (the branches leave
+    # it out); "use": features from what decoded, the modality's own status stays as it is.
+    truncated: Literal["skip", "use"] = "skip"
+    # Share of a stream's expected duration that may be missing before it counts as truncated
+    # (at least 0.1 s: codecs pad or trim a frame or two at the end).
+    truncated_tolerance: float = 0.02
     progress: bool = True  # tqdm bar with clips/s and ETA
     # Run clips in worker processes, so that a decoder crash costs one clip, not the run;
     # false runs them in this process (debugging, a handful of clips for `mmdf predict`).
