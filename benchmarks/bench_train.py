@@ -64,8 +64,10 @@ def _timed(fn, n: int, rt: Runtime) -> float:
 
 
 def bench_amp(model, loader, rt: Runtime, amp, n_batches: int, warmup: int) -> list[dict]:
-    """train_step, train end to end and inference samples/s under one precision."""
+    """train_step, train end to end and inference samples/s under one precision (and peak GPU memory)."""
     rt.amp_dtype = amp
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=amp == torch.float16)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -89,7 +91,8 @@ def bench_amp(model, loader, rt: Runtime, amp, n_batches: int, warmup: int) -> l
         for _ in range(warmup):
             model(x)
         rows.append(("inference", n_batches * bs / _timed(lambda: model(x), n_batches, rt)))
-    return [{"what": what, "amp": AMP_NAMES[amp], "samples_per_s": rate} for what, rate in rows]
+    peak = torch.cuda.max_memory_allocated(rt.device) / 2**20 if rt.device.type == "cuda" else float("nan")
+    return [{"what": what, "amp": AMP_NAMES[amp], "samples_per_s": rate, "peak_gpu_mib": peak} for what, rate in rows]
 
 
 def bench_branch(cfg: Config, branch: Branch, manifest: pd.DataFrame | None = None, steps: int = 10,

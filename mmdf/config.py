@@ -319,7 +319,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
     path = Path(path)
     with atomic_write(path) as tmp:
-        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
     return path
 
 

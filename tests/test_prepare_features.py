@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from media_factory import make_clip
 from mmdf.prepare.audio import mel_image, prepare_clip_audio
-from mmdf.prepare.bench import reference_mel  # the notebook's route, verbatim: moviepy -> WAV -> librosa
 from mmdf.prepare.config import FaceConfig, MelConfig
 from mmdf.prepare.faces import Detection, FaceDetector, box_iou, crop_face, prepare_clip_faces, track_main_face
 from mmdf.prepare.media import MediaError, probe, read_frames, read_frames_decord, sample_indices
+
+
+def _bench_prepare():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_prepare.py"
+    spec = importlib.util.spec_from_file_location("bench_prepare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reference_mel = _bench_prepare().reference_mel  # the notebook's route, verbatim: moviepy -> WAV -> librosa
 
 
 @pytest.mark.parametrize("name", ["street_faces_1080p.mp4", "dfdc_real_lynaeydofd.mp4", "dfdc_fake_brtujopkby_portrait.mp4"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,11 @@ def test_report_and_artifacts(stacked):
     cfg, _, stack_dir = stacked
     metrics = json.loads((stack_dir / "metrics.json").read_text())
     text = metrics_table(metrics)
-    assert f"| {metrics['chosen']} * |" in text and text.count("\n| ") == 7  # header + 6 methods
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert f"{metrics['chosen']} *" in rows and len(rows) == 7  # header + 6 methods, the chosen one marked
     report = (cfg.run_dir / "report.md").read_text()
     assert "stack/roc.png" in report and "stack/hist.png" in report
-    assert "| corrupt |" in report  # counts by manifest status
+    assert re.search(r"^\| corrupt +\|", report, re.M)  # counts by manifest status
     assert "Submission method" in report and "test: 3" in report
     for name in ("roc.png", "hist.png", "oof.csv", "val_pred.csv", "lightgbm.txt", "stacker.json", "config.yaml"):
         assert (stack_dir / name).stat().st_size > 0, name

@@ -77,6 +77,8 @@ def test_moved_run_scores_with_its_own_branches_from_any_directory(run, tmp_path
     monkeypatch.setattr("mmdf.prepare.runner.prepare_clips", _fake_prepare(manifest))
     names = manifest.loc[manifest["split"] == "test", "video_name"].tolist()
     clips = [tmp_path / n for n in names]
+    for c in clips:
+        c.write_bytes(b"x")  # present on disk; their features come from the stand-in prepare
     before = predict_clips(cfg.run_dir, clips)
     moved = _copy_run(cfg, tmp_path / "elsewhere" / "moved")
     # a decoy with the original run's layout under the new working directory must not be read
@@ -86,6 +88,7 @@ def test_moved_run_scores_with_its_own_branches_from_any_directory(run, tmp_path
         f.unlink()
     monkeypatch.chdir(tmp_path / "cwd")
     after = predict_clips(moved.resolve(), clips)
+    assert before["prob"].notna().all()
     np.testing.assert_allclose(after["prob"], before["prob"], atol=1e-9)
     stored = json.loads((moved / "stack" / "stacker.json").read_text())["branches"]
     assert stored == {"audio": "audio", "visual": "visual"}  # relative to the run folder

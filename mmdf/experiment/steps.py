@@ -133,7 +133,7 @@ def steps() -> dict[str, Step]:
     out = {"prepare": Step("prepare", (), ("prepare",), False, False, prepare_reads(), (),
                            _prepare_complete, _prepare, None)}
     out.update({name: _branch_step(b) for name, b in branches.items()})
-    out["stack"] = Step("stack", ("stack", "submission.csv", "report.md"), ("stack",), True, False,
+    out["stack"] = Step("stack", ("stack", "submission.csv", "report.md", "model_card.md"), ("stack",), True, False,
                         stack_reads(), tuple(branches), _stack_complete, _stack, "stack/metrics.json")
     return out
 

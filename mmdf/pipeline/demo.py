@@ -33,12 +33,17 @@ def demo_config_dir() -> Path:
 
 
 def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300, n_val: int = 100,
-             n_test: int = 100) -> Path:
+             n_test: int = 100, seed: int = 0) -> Path:
     """Run the whole demo; returns the run folder holding the submission and the report.
 
-    The sizes are those of the generated dataset; tests shrink them (and the
-    configs, through ``overrides``) to run the same pipeline in seconds.
+    The sizes and ``seed`` are those of the generated dataset (a seed other
+    than 0 gets folders of its own, so that seeds never overwrite each other);
+    tests shrink them (and the configs, through ``overrides``) to run the same
+    pipeline in seconds.
     """
+    if seed:
+        name = f"demo-seed{seed}"
+        overrides = [f"data.root=data/{name}", f"data.cache_dir=cache/{name}", f"experiment={name}", *overrides]
     from mmdf.demo.dataset import make_demo_dataset
     from mmdf.experiment.runner import read_records, run_trials
     from mmdf.experiment.spec import load_pipeline
@@ -47,7 +52,7 @@ def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300,
     trial = exp.trials[0]
     data_root = Path(next(iter(trial.configs.values())).data.root)
     start = time.perf_counter()
-    make_demo_dataset(data_root, n_train=n_train, n_val=n_val, n_test=n_test, force=force)
+    make_demo_dataset(data_root, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, force=force)
     times = {"data": time.perf_counter() - start}
     actions = run_trials(exp, exp.trials, force=force)
     records = read_records(trial.run_dir)

@@ -10,26 +10,38 @@ HELP = "score new clips with a trained run"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="a finished run folder, e.g. runs/baseline")
     parser.add_argument("inputs", nargs="+", metavar="PATH",
-                        help=".mp4 files, folders of them, or a text list of paths (one a line)")
-    parser.add_argument("--out", default="scores.csv", help="output CSV (default scores.csv)")
-    parser.add_argument("--batch-size", type=int, default=256, help="clips prepared and scored per chunk")
+                        help="video files (.mp4 .mov .m4v .mkv .webm .avi ...), folders of them, text lists of "
+                             "paths (one a line), or - for a list on standard input")
+    parser.add_argument("--out", default=None,
+                        help="output file, written as clips are scored (default scores.csv, or scores.jsonl "
+                             "with --format json)")
+    parser.add_argument("--format", dest="fmt", choices=("csv", "json"), default=None,
+                        help="csv (default) or json (JSON lines); by default taken from --out's suffix")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows --out already holds for these inputs and score the rest")
+    parser.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    parser.add_argument("--fpr", type=float, default=None,
+                        help="decide at this stored false-positive rate (default: the run's stack.default_fpr)")
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="feature cache of predict (default <run>/predict_cache; never the training cache)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="clips prepared, scored and written per chunk (default 256)")
     parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from mmdf.predict.output import verdict
     from mmdf.predict.predict import predict_clips
 
-    scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers)
-    from mmdf.files import atomic_write
-
-    out = Path(args.out)
-    with atomic_write(out) as tmp:
-        scores.to_csv(tmp, index=False)
-    bad = scores["status"] != "ok"
-    print(f"scored {len(scores)} clip(s) -> {out}"
-          + (f" ({int(bad.sum())} with status other than ok: "
-             f"{', '.join(f'{s} {n}' for s, n in scores.loc[bad, 'status'].value_counts().items())})"
-             if bad.any() else ""))
+    out = args.out or ("scores.jsonl" if args.fmt == "json" else "scores.csv")
+    scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers, out=out,
+                           fmt=args.fmt, resume=args.resume, cache_dir=args.cache, fpr=args.fpr,
+                           recursive=args.recursive, progress=not args.no_progress)
+    unscored = scores["prob"].isna()
+    counts = scores.loc[unscored, "status"].value_counts()
+    print(f"scored {int((~unscored).sum())} of {len(scores)} clip(s) -> {out}"
+          + (f" (not scored: {', '.join(f'{s} {n}' for s, n in counts.items())})" if unscored.any() else ""))
+    if len(scores) == 1:
+        print(verdict(scores.iloc[0]))
     return 0

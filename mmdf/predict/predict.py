@@ -1,19 +1,37 @@
-"""Scoring new clips with a finished run: prepare, score with each branch, stack.
+"""Scoring new clips with a finished run: screen, prepare (per branch), score, stack, calibrate, explain.
 
-The run's own resolved stack config decides the preprocessing (so new clips
-get exactly the features the branches were trained on, in the same cache), its
-``stack/stacker.json`` the combination; the branches are the run's own
-(their folders are stored relative to the run folder, so a moved run works). Clips are handled in chunks of
-``batch_size`` so that a long list never holds all its features at once. Every
-input gets a row: a file that does not exist or cannot be decoded keeps its
-status (``missing``, ``corrupt``, ...); a clip that some but not all branches
-could score is still stacked (missing values are what the stacker expects);
-only a ``missing`` file gets no probability.
+The run is loaded once per call (:class:`Predictor`): its stacker
+(``stack/stacker.json``), calibration and operating thresholds
+(``stack/calibration.json``), and each branch's fold models (its folder is
+stored relative to the run, so a moved run works). Each branch's clips are
+prepared with that branch's own prepare settings into predict's own cache,
+and a file prepared before (same size and mtime) is not prepared again (see
+:mod:`mmdf.predict.features`).
+
+Clips go in chunks of ``batch_size``; each chunk's rows are appended to the
+output file as soon as they are scored, so a killed call resumes with
+``resume=True`` (see :mod:`mmdf.predict.output`). Every input gets a row, in
+input order. Where no branch could score a clip (missing, empty, corrupt,
+unsupported, or neither modality usable) ``prob`` is empty and ``status``
+says why: `mmdf predict` makes up no number (the challenge submission of
+`mmdf stack` keeps its metadata fallback). Columns::
+
+    path, video_name      the input and its file name
+    prob                  calibrated probability of a deepfake
+    decision              fake / real at the chosen FPR's threshold
+    status, reason        manifest status (or why not scored); which branch pushed the score most
+    <branch>_prob         each branch's probability (empty where it could not use the clip)
+    <branch>_contrib      its additive contribution to the stacked score (unit in the reason)
+    metadata_contrib      contribution of the other stacking features (branches scored, clip metadata)
+    score                 the stacked score before calibration (the submission's scale)
+    threshold, target_fpr the score threshold used and the OOF false-positive rate it was set for
+    n_branches_scored, error
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -21,43 +39,11 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
+from mmdf.predict.inputs import collect_inputs, screen  # noqa: F401 - collect_inputs: public here
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4",)
-LIST_SUFFIXES = (".txt", ".csv", ".lst")
-OUTPUT_COLUMNS = ["path", "video_name", "prob", "status", "error", "n_branches_scored"]
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (their ``*.mp4``, sorted) and list files (one path per line) into clip paths.
-
-    A list's relative paths are relative to the list's folder; a ``video_name``
-    or ``path`` header line is skipped (so a challenge test list works as is).
-    Paths that do not exist are kept: they come out with status ``missing``.
-    """
-    paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                log.warning("%s holds no %s files", item, "/".join(VIDEO_SUFFIXES))
-            paths += found
-        elif item.suffix.lower() in LIST_SUFFIXES and item.is_file():
-            paths += _list_entries(item)
-        else:
-            paths.append(item)
-    if not paths:
-        raise MmdfError("no clips to score: give .mp4 files, folders holding them, or a list file")
-    return paths
-
-
-def _list_entries(list_file: Path) -> list[Path]:
-    """The paths of a list file (first column), relative ones taken relative to the list's folder."""
-    entries = [line.split(",")[0].strip() for line in list_file.read_text(encoding="utf-8-sig").splitlines()]
-    return [Path(e) if Path(e).is_absolute() else list_file.parent / e
-            for e in entries if e and e not in ("video_name", "path")]
+PREDICT_CACHE = "predict_cache"
 
 
 def load_run(run_dir: str | Path):
@@ -73,45 +59,175 @@ def load_run(run_dir: str | Path):
     return load_config(cfg_path), load_stacker(run_dir / "stack")
 
 
-def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size: int = 256,
-                  workers: int | None = None) -> pd.DataFrame:
-    """Score clips with a finished run: ``path, video_name, prob, status, error,
-    n_branches_scored, <branch>_prob...`` in input order."""
-    from mmdf.prepare.runner import prepare_clips
-    from mmdf.stack.saved import predict_with_stacker
-    from mmdf.train.branches import get_branch
+def output_columns(branches: list[str]) -> list[str]:
+    return ["path", "video_name", "prob", "decision", "status", "reason", *(f"{b}_prob" for b in branches),
+            *(f"{b}_contrib" for b in branches), "metadata_contrib", "score", "threshold", "target_fpr",
+            "n_branches_scored", "error"]
 
-    run_dir = Path(run_dir)
-    cfg, stacker = load_run(run_dir)
-    trained = {name: get_branch(name).trained(run_dir / rel) for name, rel in stacker["branches"].items()}
-    paths = collect_inputs(inputs)
+
+class Predictor:
+    """A finished run loaded once: branches, their preprocessing passes, stacker, calibration, threshold.
+
+    ``expected``: the paths this call will score, so that only their entries of the feature index are held.
+    """
+
+    def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None, fpr: float | None = None,
+                 progress: bool = True, expected: Iterable[Path] | None = None):
+        from mmdf.config import load_config
+        from mmdf.predict.features import FeatureIndex, prepare_groups, score_cache
+        from mmdf.stack.calibration import load_calibration, pick_threshold
+        from mmdf.train.branches import get_branch
+
+        self.dir = Path(run_dir)
+        _, self.stacker = load_run(self.dir)
+        self.calibration = load_calibration(self.dir / "stack")
+        if self.calibration is None:
+            raise MmdfError(f"{self.dir / 'stack'} has no calibration.json (stacked by an older mmdf); "
+                            "run `mmdf stack --force --config ...` for this run")
+        self.point = pick_threshold(self.calibration, fpr)
+        self.branches = list(self.stacker["branches"])
+        dirs = {b: self.dir / rel for b, rel in self.stacker["branches"].items()}
+        self.trained = {b: get_branch(b).trained(d) for b, d in dirs.items()}  # fold models loaded once
+        configs = {b: load_config(d / "config.yaml") for b, d in dirs.items()}
+        self.groups = prepare_groups(configs, Path(cache_dir) if cache_dir else self.dir / PREDICT_CACHE, progress)
+        self.group_of = {b: g for g in self.groups for b in g.branches}
+        wanted = {str(Path(p).resolve()) for p in expected} if expected is not None else None
+        self.indexes = {id(g): FeatureIndex(g.root, wanted) for g in self.groups}  # only these files' rows
+        self.scores = {b: score_cache(self.group_of[b].root, b, d, wanted) for b, d in dirs.items()}
+        for trained in self.trained.values():
+            if hasattr(trained, "cfg"):  # the branches' own progress bars follow ours
+                trained.cfg.train.progress = trained.cfg.train.progress and progress
+        self.columns = output_columns(self.branches)
+        self.seconds = {"prepare": 0.0, "branches": 0.0, "stack": 0.0}
+
+    def score(self, paths: list[Path], workers: int | None = None) -> pd.DataFrame:
+        """One row per path, in order, with the columns of :func:`output_columns`."""
+        from mmdf.predict.explain import reasons
+        from mmdf.predict.output import tidy
+
+        screened = [screen(Path(p)) for p in paths]
+        todo = [i for i, s in enumerate(screened) if s.status is None]
+        parts = [pd.DataFrame({"status": [s.status for s in screened if s.status],
+                               "error": [s.error for s in screened if s.status], "n_branches_scored": 0},
+                              index=[i for i, s in enumerate(screened) if s.status])]
+        if todo:
+            parts.append(self._score_prepared([Path(paths[i]) for i in todo], workers).set_axis(todo))
+        frame = pd.DataFrame({"path": [str(p) for p in paths], "video_name": [Path(p).name for p in paths]})
+        frame = frame.join(pd.concat([p for p in parts if len(p)]).sort_index()).reindex(columns=self.columns)
+        frame["reason"] = reasons(frame, self.branches, self.stacker["estimator"].contribution_unit)
+        return tidy(frame)
+
+    def _score_prepared(self, paths: list[Path], workers: int | None) -> pd.DataFrame:
+        from mmdf.predict.features import prepared_rows
+        from mmdf.prepare.cache import source_fingerprint
+
+        t0 = time.perf_counter()
+        resolved = [str(p.resolve()) for p in paths]
+        sources = [source_fingerprint(p) for p in paths]
+        rows = {id(g): prepared_rows(g, self.indexes[id(g)], paths, resolved, sources, workers) for g in self.groups}
+        t1 = time.perf_counter()
+        keys = [f"{i:09d}" for i in range(len(paths))]  # names may repeat across folders
+        preds = {b: pd.DataFrame({"video_name": keys, "prob": self._branch_probs(b, rows, resolved, sources)})
+                 for b in self.branches}
+        t2 = time.perf_counter()
+        manifest = self._combined_rows(rows)
+        out = self._stack(preds, manifest.assign(video_name=keys, split="predict"))
+        out["status"], out["error"] = manifest["status"].to_numpy(), manifest["error"].to_numpy()
+        self.seconds["prepare"] += t1 - t0
+        self.seconds["branches"] += t2 - t1
+        self.seconds["stack"] += time.perf_counter() - t2
+        return out
+
+    def _branch_probs(self, b: str, rows: dict, resolved: list[str], sources: list[str]) -> np.ndarray:
+        """Branch ``b``'s probability per clip: from its score cache, else from its fold models (then cached)."""
+        cache = self.scores[b]
+        found = [cache.lookup(r, s) for r, s in zip(resolved, sources)]
+        prob = np.array([np.nan if v is None else v for _, v in found], dtype=float)
+        todo = np.array([not hit for hit, _ in found])
+        if todo.any():
+            t0 = time.perf_counter()
+            mine = rows[id(self.group_of[b])][todo]
+            pred = self.trained[b].score(mine).reset_index(drop=True)
+            self.seconds[b] = self.seconds.get(b, 0.0) + time.perf_counter() - t0
+            if len(pred) != len(mine):
+                raise RuntimeError(f"branch {b} returned {len(pred)} rows for {len(mine)} clips")
+            prob[todo] = pred["prob"].to_numpy(dtype=float)
+            cache.add([(r, s, None if np.isnan(p) else float(p))
+                       for r, s, p in zip(np.array(resolved)[todo], np.array(sources)[todo], prob[todo])])
+        return prob
+
+    def _combined_rows(self, rows: dict) -> pd.DataFrame:
+        """One manifest row per clip: the first pass's, each branch's own fields from its own pass."""
+        from mmdf.prepare.row import KIND_FIELDS
+        from mmdf.train.branches import get_branch
+
+        combined = rows[id(self.groups[0])].copy()
+        for b in self.branches:
+            own = rows[id(self.group_of[b])]
+            for col in [c for k in get_branch(b).prepare_keys for c in KIND_FIELDS.get(k, ())]:
+                combined[col] = own[col].to_numpy()
+        return combined
+
+    def _stack(self, preds: dict, manifest: pd.DataFrame) -> pd.DataFrame:
+        """Stacked score, calibrated probability, decision and contributions; nothing where no branch scored."""
+        from mmdf.predict.explain import branch_contributions
+        from mmdf.stack.calibration import apply_calibrator
+        from mmdf.stack.saved import stacker_features
+
+        X = stacker_features(self.stacker, preds, manifest, split="predict")
+        n = X["n_branches_scored"].to_numpy().astype(int)
+        est = self.stacker["estimator"]
+        score = np.where(n > 0, np.clip(est.predict_proba(X)[:, 1], 0, 1), np.nan)
+        out = branch_contributions(est, X, self.branches).reset_index(drop=True)
+        out.loc[n == 0, :] = np.nan
+        threshold = self.point["threshold"]
+        out = out.assign(prob=apply_calibrator(self.calibration["calibration"], score), score=score,
+                         decision=np.where(np.isnan(score), None, np.where(score >= threshold, "fake", "real")),
+                         threshold=np.where(np.isnan(score), np.nan, threshold),
+                         target_fpr=np.where(np.isnan(score), np.nan, self.point["target_fpr"]),
+                         n_branches_scored=n)
+        for b in self.branches:
+            out[f"{b}_prob"] = preds[b]["prob"].to_numpy()
+        return out
+
+
+def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size: int = 256,
+                  workers: int | None = None, *, out: str | Path | None = None, fmt: str | None = None,
+                  resume: bool = False, cache_dir: str | Path | None = None, fpr: float | None = None,
+                  recursive: bool = False, progress: bool = True, stdin=None) -> pd.DataFrame:
+    """Score clips with a finished run; one row per input, in input order (columns: see the module docstring).
+
+    ``out``: the scores file, appended chunk by chunk (``fmt`` csv or json
+    lines); ``resume`` keeps the rows it already holds for the same inputs and
+    scores the rest. ``cache_dir``: predict's feature cache (default
+    ``<run>/predict_cache``). ``fpr``: which stored operating point decides.
+    """
+    from tqdm.auto import tqdm
+
+    from mmdf.predict.output import ScoresWriter, format_for
+
     if batch_size < 1:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")
-    out = []
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        log.info("predict: clips %d-%d of %d", start + 1, start + len(chunk), len(paths))
-        rows = prepare_clips(chunk, cfg, workers=workers).reset_index(drop=True)
-        # names may repeat across folders: key rows by position while scoring
-        keys = [f"{start + i:09d}" for i in range(len(rows))]
-        branch_preds = {}
-        for name, branch in trained.items():
-            pred = branch.score(rows).reset_index(drop=True)
-            if len(pred) != len(rows):
-                raise RuntimeError(f"branch {name} returned {len(pred)} rows for {len(rows)} clips")
-            branch_preds[name] = pred.assign(video_name=keys)
-        keyed = rows.assign(video_name=keys, split="predict")
-        stacked = predict_with_stacker(stacker, branch_preds, keyed, split="predict")
-        part = pd.DataFrame({
-            "path": [str(p) for p in chunk],
-            "video_name": rows["video_name"].to_numpy(),
-            "prob": stacked["prob"].to_numpy(),
-            "status": rows["status"].to_numpy(),
-            "error": rows["error"].to_numpy(),
-            "n_branches_scored": stacked["n_branches_scored"].to_numpy(),
-        })
-        for name, pred in branch_preds.items():
-            part[f"{name}_prob"] = pred["prob"].to_numpy()
-        part.loc[part["status"] == "missing", "prob"] = np.nan
-        out.append(part)
-    return pd.concat(out, ignore_index=True)
+    paths = collect_inputs(inputs, recursive=recursive, stdin=stdin)
+    predictor = Predictor(run_dir, cache_dir=cache_dir, fpr=fpr, progress=progress, expected=paths)
+    writer = ScoresWriter(out, format_for(out, fmt), predictor.columns) if out is not None else None
+    parts = [writer.open([str(p) for p in paths], resume)] if writer is not None else []
+    start = len(parts[0]) if parts else 0
+    t0 = time.perf_counter()
+    with tqdm(total=len(paths), initial=start, unit="clip", desc="predict", disable=not progress) as bar:
+        for at in range(start, len(paths), batch_size):
+            part = predictor.score(paths[at:at + batch_size], workers)
+            if writer is not None:
+                writer.write(part)
+            parts.append(part)
+            bar.update(len(part))
+    _log_done(predictor, len(paths) - start, time.perf_counter() - t0)
+    return pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True).reindex(columns=predictor.columns)
+
+
+def _log_done(predictor: Predictor, n: int, seconds: float) -> None:
+    s = predictor.seconds
+    per_branch = ", ".join(f"{b} {s[b]:.1f} s" for b in predictor.branches if b in s)
+    log.info("predict: %d clip(s) in %.1f s (%.2f clips/s; prepare %.1f s, branches %.1f s%s, stack %.1f s)",
+             n, seconds, n / seconds if seconds > 0 else float("nan"), s["prepare"], s["branches"],
+             f" ({per_branch})" if per_branch else "", s["stack"])

@@ -57,6 +57,19 @@ class _ScoreRule(ClassifierMixin, BaseEstimator):
         p = np.clip(self._score(X), 0.0, 1.0)
         return np.column_stack([1 - p, p])
 
+    contribution_unit = "probability"
+
+    def _shares(self, X: pd.DataFrame, values: dict[str, np.ndarray], base: float) -> pd.DataFrame:
+        """Each branch's share of a mean over the branches that scored the clip, around ``base``."""
+        out = pd.DataFrame(0.0, index=X.index, columns=[*X.columns, "bias"])
+        terms = np.column_stack(list(values.values())) - base
+        n = (~np.isnan(terms)).sum(axis=1)
+        shares = np.where(np.isnan(terms), 0.0, terms) / np.maximum(n, 1)[:, None]
+        for i, b in enumerate(values):
+            out[branch_columns(b)[0]] = shares[:, i]
+        out["bias"] = base
+        return out
+
 
 class BranchScore(_ScoreRule):
     """One branch alone."""
@@ -70,6 +83,10 @@ class BranchScore(_ScoreRule):
 
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         return X[branch_columns(self.branch)[0]].fillna(self.prior_).to_numpy(dtype=float)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The score as prior + (branch probability - prior); columns: X's features and ``bias``."""
+        return self._shares(X, {self.branch: X[branch_columns(self.branch)[0]].to_numpy(dtype=float)}, self.prior_)
 
 
 class MeanScore(_ScoreRule):
@@ -85,6 +102,11 @@ class MeanScore(_ScoreRule):
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         probs = X[[branch_columns(b)[0] for b in self.branches]]
         return probs.mean(axis=1, skipna=True).fillna(self.prior_).to_numpy(dtype=float)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The mean as prior + each scoring branch's share (probability - prior) / branches scored."""
+        return self._shares(X, {b: X[branch_columns(b)[0]].to_numpy(dtype=float) for b in self.branches},
+                            self.prior_)
 
 
 class RankMeanScore(_ScoreRule):
@@ -129,6 +151,11 @@ class RankMeanScore(_ScoreRule):
             total = np.where(scored, qs, 0.0).sum(axis=1)
             n = scored.sum(axis=1)
             return np.where(n > 0, total / np.maximum(n, 1), 0.5)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The rank mean as 0.5 + each scoring branch's share (quantile - 0.5) / branches scored."""
+        return self._shares(X, {b: self._quantile(b, X[branch_columns(b)[0]].to_numpy(dtype=float))
+                                for b in self.branches}, 0.5)
 
 
 def with_fallback(p: np.ndarray, fallback: np.ndarray, n_branches_scored: np.ndarray) -> np.ndarray:
@@ -178,6 +205,21 @@ class LogisticStacker(ClassifierMixin, BaseEstimator):
         z = ((x - st["mean"]) / st["scale"]) @ st["coef"] + st["intercept"]
         p = expit(z)
         return np.column_stack([1 - p, p])
+
+    contribution_unit = "log-odds"
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The linear terms: coefficient x standardised (imputed) feature per column, ``bias`` the intercept.
+
+        They sum to the log-odds of :meth:`predict_proba`.
+        """
+        st = self.state_ if not hasattr(self, "pipeline_") else {
+            k: v if k == "features" else np.asarray(v, dtype=float) for k, v in self.to_dict().items()}
+        x = X[st["features"]].to_numpy(dtype=float)
+        x = np.where(np.isnan(x), st["medians"], x)
+        out = pd.DataFrame((x - st["mean"]) / st["scale"] * st["coef"], index=X.index, columns=st["features"])
+        out["bias"] = float(st["intercept"])
+        return out
 
 
 def make_methods(branches: list[str], stack_cfg, seed: int) -> dict[str, BaseEstimator]:

@@ -96,6 +96,21 @@ def metrics_table(metrics: dict) -> str:
     return markdown_table(table) + f"\n* = submitted ({metrics.get('selection', '')})"
 
 
+def shortcut_lines(shortcuts: dict | None) -> list[str]:
+    """The report's shortcut check: the metadata-only baseline, each cue alone, and the warnings in words."""
+    if not shortcuts:
+        return []
+    model = shortcuts.get("model_auc")
+    lines = ["## Shortcut check: metadata alone", "",
+             f"A logistic regression on clip metadata alone, cross-validated on the same folds: stacked-OOF AUC "
+             f"{'-' if model is None else f'{model:.3f}'}. Each cue alone (AUC in its better direction): "
+             + ", ".join(f"{c} {'-' if a is None else f'{a:.3f}'}" for c, a in shortcuts.get("cues", {}).items())
+             + ".", ""]
+    warnings = shortcuts.get("warnings") or []
+    lines += [f"**Warning:** {w}." for w in warnings] or ["No metadata cue reaches AUC 0.65."]
+    return lines + [""]
+
+
 def write_report(
     path: Path,
     *,
@@ -110,6 +125,7 @@ def write_report(
     submission_note: str,
     importance: pd.Series | None,
     configs: Mapping[str, str],
+    shortcuts: dict | None = None,
 ) -> Path:
     """Write ``report.md``; image links are relative to the report's folder."""
     lines = [
@@ -131,6 +147,7 @@ def write_report(
     if importance is not None and len(importance):
         lines += ["LightGBM feature importance (gain, fitted on all train OOF): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in importance.items()), ""]
+    lines += shortcut_lines(shortcuts)
     lines += ["## Clips no branch could score", ""]
     lines += [f"- {split}: {n} (scored from metadata alone by the stacker)" for split, n in unscored.items()]
     lines += [""]
@@ -144,4 +161,75 @@ def write_report(
         lines += [f"<details><summary>{name}</summary>", "", "```yaml", text.rstrip(), "```", "", "</details>", ""]
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines))
+    return path
+
+
+# --------------------------------------------------------------------------- calibration (for `mmdf predict`)
+
+
+def plot_reliability(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: Path,
+                     n_bins: int = 10) -> Path:
+    """Reliability diagrams, one panel per split: ``{title: (y, {curve: probs})}``; quantile bins."""
+    from sklearn.calibration import calibration_curve
+
+    plt = pyplot()
+    panels = {t: v for t, v in panels.items() if v[0] is not None and len(np.unique(v[0])) == 2}
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 5), squeeze=False)
+    for ax, (title, (y, curves)) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
+        for name, p in curves.items():
+            frac, mean = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+            ax.plot(mean, frac, marker="o", lw=1.4, label=name)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("predicted probability (bin mean)")
+        ax.set_ylabel("fraction of fakes")
+        ax.set_title(f"{title} (n={len(y)})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def thresholds_table(thresholds: list[dict]) -> str:
+    """The stored operating points as a markdown table."""
+    frame = pd.DataFrame(thresholds)[["target_fpr", "threshold", "oof_tpr", "oof_fpr", "val_tpr", "val_fpr"]]
+    return markdown_table(frame.rename(columns={"target_fpr": "target FPR", "threshold": "score threshold",
+                                                "oof_tpr": "OOF TPR", "oof_fpr": "OOF FPR",
+                                                "val_tpr": "val TPR", "val_fpr": "val FPR"}), floatfmt=".4g")
+
+
+def calibration_lines(info: dict, image: Path | None, report_dir: Path) -> list[str]:
+    """The report's section on the calibration and operating thresholds stored for `mmdf predict`."""
+    cal = info["calibration"]
+    cv = ", ".join(f"{k} {v:.4f}" for k, v in cal["oof_log_loss_cv"].items())
+    lines = ["## Calibration and operating thresholds (for `mmdf predict`)", "",
+             f"`{info['method']}`'s score is calibrated by **{cal['kind']}** (lowest OOF log-loss cross-validated "
+             f"on the branches' folds: {cv}; uncalibrated {cal['oof_log_loss_raw']:.4f}), fitted on "
+             f"{info['n_oof']} scored train clips."]
+    if "val_log_loss" in info:
+        v = info["val_log_loss"]
+        lines += [f"Val log-loss: uncalibrated {v['raw']:.4f}, calibrated {v['calibrated']:.4f}."]
+    lines += ["", f"A clip is called fake when its score is at least the threshold; `mmdf predict` uses "
+              f"FPR = {info['default_fpr']:g} unless `--fpr` names another stored one. With "
+              f"{info['thresholds'][0]['n_real_oof']} real OOF clips, an FPR below "
+              f"{1 / max(info['thresholds'][0]['n_real_oof'], 1):.1e} is measured as 0.", "",
+              thresholds_table(info["thresholds"]), ""]
+    if image is not None:
+        rel = Path(image).resolve().relative_to(report_dir.resolve())
+        lines += [f"![Reliability diagram]({rel})", ""]
+    return lines
+
+
+def insert_section(path: Path, lines: list[str], before: str = "## Configs used") -> Path:
+    """Add a section to an existing report, before the heading ``before`` (else at the end), atomically."""
+    text = Path(path).read_text(encoding="utf-8")
+    section = "\n".join(lines).rstrip("\n") + "\n\n"
+    at = text.find(before)
+    text = text[:at] + section + text[at:] if at >= 0 else text.rstrip("\n") + "\n\n" + section
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
     return path

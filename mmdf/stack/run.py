@@ -45,6 +45,7 @@ from mmdf.stack.inputs import (SPLIT_FILES, BranchOutputs, check_covers, load_br
                                split_names, split_targets)
 from mmdf.stack.report import plot_histograms, plot_roc, write_report
 from mmdf.stack.saved import save_stacker
+from mmdf.stack.shortcuts import shortcut_check
 from mmdf.stack.submission import build_submission, write_submission
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     methods = make_methods([b.name for b in branches], cfg.stack, cfg.seed)
     if cfg.stack.method != "auto" and cfg.stack.method not in methods:
         raise MmdfError(f"stack.method={cfg.stack.method!r} is not one of: auto, {', '.join(methods)}")
+    shortcuts = shortcut_check(data.manifest, data.folds[NAME_COL].tolist(), data.y_train, data.fold, cfg.seed) \
+        if data.manifest is not None else None
     oof, fitted, preds = fit_methods(methods, data.X, data.y_train, data.fold)
     table = score_table(oof, data.y_train, preds.get("val", {}), data.y_val)
     chosen, selection = _choose(cfg, table)
@@ -148,7 +151,15 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     fitted[FALLBACK].booster_.save_model(str(stack_dir / "lightgbm.txt"))
     submission, note = _submission(cfg, data, preds, chosen)
     metrics = _metrics(cfg, data, table, chosen, selection, fitted, rel_dirs, submission, fingerprint)
-    _report(cfg, stack_dir, data, table, oof, preds, chosen, selection, fitted, submission, note)
+    metrics["shortcuts"] = shortcuts
+    _report(cfg, stack_dir, data, table, oof, preds, chosen, selection, fitted, submission, note, shortcuts)
+    # --- for `mmdf predict`: calibration, thresholds, reliability diagram, model card (mmdf/stack/calibration.py,
+    # mmdf/stack/model_card.py; owned with mmdf/predict/)
+    from mmdf.stack.calibration import calibrate_and_report
+    from mmdf.stack.model_card import write_model_card
+    write_model_card(cfg, data, table, chosen,
+                     calibrate_and_report(cfg, stack_dir, data, chosen, oof, preds, cfg.run_dir / REPORT_NAME))
+    # --- end of the `mmdf predict` block
     with atomic_write(stack_dir / "metrics.json") as tmp:  # last: its presence marks a finished stack
         tmp.write_text(json.dumps(metrics, indent=2))
     _log_table(table, chosen)
@@ -286,7 +297,7 @@ def _metrics(cfg, data: StackData, table, chosen, selection, fitted, rel_dirs, s
 
 
 def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, selection, fitted,
-            submission, note) -> None:
+            submission, note, shortcuts) -> None:
     images = _plots(stack_dir, data.y_train, oof, data.y_val, preds.get("val"), chosen)
     status_counts = None
     if data.manifest is not None and "status" in data.manifest:
@@ -300,6 +311,7 @@ def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, se
         cfg.run_dir / REPORT_NAME, experiment=cfg.experiment, table=table, chosen=chosen, selection=selection,
         status_counts=status_counts, unscored=_unscored(data), images=images, submission=submission,
         submission_note=note, importance=fitted[FALLBACK].feature_importance(), configs=configs,
+        shortcuts=shortcuts,
     )
 
 

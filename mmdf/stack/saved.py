@@ -74,6 +74,19 @@ def load_stacker(stack_dir: str | Path) -> dict:
     return info
 
 
+def stacker_features(stacker: dict, branch_preds: dict[str, pd.DataFrame],
+                     manifest_rows: pd.DataFrame | None, split: str = "test") -> pd.DataFrame:
+    """The stacker's feature frame (index ``video_name``, its stored columns) from branch predictions."""
+    missing = [b for b in stacker["branches"] if b not in branch_preds]
+    if missing:
+        raise MmdfError(f"the stacker needs predictions of branch(es) {', '.join(missing)}")
+    branches = [BranchOutputs(name=b, dir=Path("."), preds={split: branch_preds[b]}, folds=None)
+                for b in stacker["branches"]]
+    names = branch_preds[branches[0].name][NAME_COL].tolist()
+    X = build_features(branches, split, names, manifest_rows if stacker["use_metadata"] else None)
+    return X.reindex(columns=stacker["features"])
+
+
 def predict_with_stacker(stacker: dict, branch_preds: dict[str, pd.DataFrame],
                          manifest_rows: pd.DataFrame | None, split: str = "test") -> pd.DataFrame:
     """Score clips from their branch predictions (``video_name, prob, status`` per branch).
@@ -82,14 +95,8 @@ def predict_with_stacker(stacker: dict, branch_preds: dict[str, pd.DataFrame],
     (needed when the stacker uses metadata). Returns ``video_name, prob, n_branches_scored``
     in the order of the first branch's rows.
     """
-    missing = [b for b in stacker["branches"] if b not in branch_preds]
-    if missing:
-        raise MmdfError(f"the stacker needs predictions of branch(es) {', '.join(missing)}")
-    branches = [BranchOutputs(name=b, dir=Path("."), preds={split: branch_preds[b]}, folds=None)
-                for b in stacker["branches"]]
-    names = branch_preds[branches[0].name][NAME_COL].tolist()
-    X = build_features(branches, split, names, manifest_rows if stacker["use_metadata"] else None)
-    X = X.reindex(columns=stacker["features"])
+    X = stacker_features(stacker, branch_preds, manifest_rows, split)
+    names = X.index.tolist()
     n_scored = X["n_branches_scored"].to_numpy()
     p = with_fallback(stacker["estimator"].predict_proba(X)[:, 1],
                       stacker["fallback"].predict_proba(X)[:, 1], n_scored)

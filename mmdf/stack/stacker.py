@@ -83,6 +83,14 @@ class LGBMStacker(ClassifierMixin, BaseEstimator):
         p = self.booster_.predict(X, num_iteration=self.best_iteration_)
         return np.column_stack([1 - p, p])
 
+    contribution_unit = "log-odds"
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """SHAP values (LightGBM's ``pred_contrib``) per feature and ``bias``; they sum to the log-odds."""
+        X = _as_frame(X)[list(self.feature_names_in_)]
+        contrib = self.booster_.predict(X, num_iteration=self.best_iteration_, pred_contrib=True)
+        return pd.DataFrame(contrib, index=X.index, columns=[*self.feature_names_in_, "bias"])
+
     def to_dict(self) -> dict:
         """Plain data (LightGBM's own model text): what :meth:`from_dict` needs to predict."""
         return {"features": list(self.feature_names_in_), "best_iteration": self.best_iteration_,

@@ -25,6 +25,9 @@ class ModelConfig:
     checkpoint: str | None = None  # local weights to start from (ours or a timm/torch state dict)
     in_chans: int = 3
     drop_rate: float = 0.2
+    # 0: timm's own head (global average pooling); k > 0: average over time (the input's width)
+    # only and keep k bins over frequency (its height), for spectrograms (see models.TimePooled)
+    freq_bins: int = 0
 
 
 @dataclass
@@ -60,6 +63,9 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # CUDA only; auto = bf16 if supported
     channels_last: bool = True  # CUDA only
     progress: bool = True  # tqdm bars with samples/s
+    threads: int | None = None  # torch CPU threads; null = torch's default (the cores). Fix it for figures
+    # that repeat to the last digit: float sums are ordered by the thread count
+    deterministic: bool = False  # torch's deterministic algorithms (and no cuDNN autotuning): slower on GPUs
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 

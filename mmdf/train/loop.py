@@ -31,7 +31,7 @@ from mmdf.metrics import TPR_KEY, score_report
 from mmdf.train import distributed
 from mmdf.train.branches.base import Branch
 from mmdf.train.checkpoint import load_checkpoint, save_checkpoint
-from mmdf.train.models import create_model, normalization
+from mmdf.train.models import create_model
 from mmdf.train.runtime import Runtime
 from mmdf.train.scoring import clip_probs, predict_items
 
@@ -89,7 +89,7 @@ def epoch_seed(seed: int, fold: int, epoch: int) -> int:
 
 def train_fold(job: FoldJob) -> None:
     """Train fold ``job.k`` on ``job.fit``, select by AUC on ``job.held``, write its predictions."""
-    _check_classes(job)
+    check_classes(job)
     torch.manual_seed(job.cfg.seed + 1000 * job.k)
     tr = build_training(job)
     state = resume(job, tr)
@@ -105,7 +105,7 @@ def train_fold(job: FoldJob) -> None:
     predict_with_best(job, tr)
 
 
-def _check_classes(job: FoldJob) -> None:
+def check_classes(job: FoldJob) -> None:
     if job.fit["target"].nunique() < 2 or job.held["target"].nunique() < 2:
         name = job.branch.name
         raise MmdfError(
@@ -121,7 +121,7 @@ def build_training(job: FoldJob) -> Training:
     tcfg, rt, branch = job.cfg.train, job.rt, job.branch
     section = branch.section(tcfg)
     model = create_model(section.model, key=f"train.{branch.name}.model")
-    norm = normalization(model, section.model.in_chans)
+    norm = branch.normalization(model, section, job.fit)
     model.to(rt.device)
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -271,7 +271,7 @@ def save_epoch(job: FoldJob, tr: Training, state: FoldState, row: dict, writer) 
         "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict(),
         "scheduler": tr.scheduler.state_dict() if tr.scheduler is not None else None,
         "scaler": tr.scaler.state_dict(), "state": asdict(state), **extra})
-    _write_csv(pd.DataFrame(state.history), job.fold_dir / "summary.csv")
+    write_csv(pd.DataFrame(state.history), job.fold_dir / "summary.csv")
     for key in ("train_loss", "held_loss", "held_auc", "lr", "train_samples_per_s"):
         writer.add_scalar(key, row[key], row["epoch"])
     writer.flush()
@@ -292,10 +292,10 @@ def predict_with_best(job: FoldJob, tr: Training) -> None:
     if job.rt.dist.is_main:
         pred = pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "split": rows["split"].to_numpy(),
                              "fold": job.k, "prob": prob})
-        _write_csv(pred, job.fold_dir / PRED_FILE)
+        write_csv(pred, job.fold_dir / PRED_FILE)
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
     from mmdf.files import atomic_write
 
     with atomic_write(path) as tmp:

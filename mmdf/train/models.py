@@ -29,6 +29,8 @@ def create_model(cfg: ModelConfig, key: str = "train.<branch>.model") -> torch.n
             + (f"; similar names: {', '.join(close)}" if close else "")
         )
     kwargs = dict(num_classes=1, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
+    if cfg.freq_bins:
+        kwargs = dict(num_classes=0, global_pool="", in_chans=cfg.in_chans)
     try:
         model = timm.create_model(cfg.name, pretrained=cfg.pretrained, **kwargs)
     except Exception as exc:  # noqa: BLE001 - download errors come in many types
@@ -41,7 +43,30 @@ def create_model(cfg: ModelConfig, key: str = "train.<branch>.model") -> torch.n
         ) from None
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint, key)
-    return model
+    return TimePooled(model, cfg.freq_bins, cfg.drop_rate) if cfg.freq_bins else model
+
+
+class TimePooled(torch.nn.Module):
+    """A timm body whose feature map is averaged over time only, kept in ``freq_bins`` frequency bins.
+
+    A spectrogram's axes are not alike: where in time a cue sits does not
+    matter, at which frequency it does (a vocoder's band cut-off, a codec's
+    low-pass). Global average pooling throws the frequency away; this head
+    keeps it: (B, C, F', T') -> mean over T' -> F' pooled to ``freq_bins`` ->
+    (B, C * freq_bins) -> dropout -> one logit.
+    """
+
+    def __init__(self, body: torch.nn.Module, freq_bins: int, drop_rate: float):
+        super().__init__()
+        self.body = body
+        self.pool = torch.nn.AdaptiveAvgPool2d((freq_bins, 1))
+        self.drop = torch.nn.Dropout(drop_rate)
+        self.fc = torch.nn.Linear(body.num_features * freq_bins, 1)
+        self.pretrained_cfg = getattr(body, "pretrained_cfg", {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.pool(self.body.forward_features(x)).flatten(1)
+        return self.fc(self.drop(z))
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, key: str = "model") -> None:

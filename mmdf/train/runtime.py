@@ -40,6 +40,10 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
     Mixed precision and channels_last apply on CUDA only: on CPU they slow
     small models down and bf16 autocast changes results.
     """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     want = cfg.device
     if want == "cuda" and not torch.cuda.is_available():
         raise MmdfError("train.device=cuda but no CUDA device is available; set train.device=auto or cpu")
@@ -47,7 +51,8 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
     d = distributed.setup("cuda" if use_cuda else "cpu")
     device = torch.device(f"cuda:{d.local_rank}") if use_cuda else torch.device("cpu")
     if use_cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        # fixed input sizes: let cuDNN pick the fastest kernels, unless results must repeat exactly
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     amp_dtype = None
     if use_cuda and cfg.amp != "off":
         if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):

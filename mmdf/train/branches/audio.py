@@ -2,19 +2,21 @@
 
 Its config section is ``train.audio`` (:class:`AudioBranchConfig`); its
 feature is the cached mel image (``mel_file``, made by ``prepare.mel``).
+torch and OpenCV are imported where they are used: loading a config (every
+command does) reads this module, and must not cost the seconds and the
+hundreds of MiB that importing torch does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from mmdf.errors import MmdfError
-from mmdf.train.branches.base import TorchBranch, targets_of, to_float
+from mmdf.train.branches.base import TorchBranch, channel_column, targets_of, to_float
 from mmdf.train.config import ModelConfig
 
 
@@ -47,6 +49,9 @@ class AudioTTAConfig:
 class AudioBranchConfig:
     model: AudioModelConfig = field(default_factory=AudioModelConfig)
     input_size: list[int] = field(default_factory=lambda: [256, 256])  # (H, W) fed to the model
+    # "backbone": standardise as the backbone's pretraining did (ImageNet statistics); "data": by the
+    # mean and std of the fold's own training images (better for a model trained from scratch)
+    normalize: Literal["backbone", "data"] = "backbone"
     augment: AudioAugConfig = field(default_factory=AudioAugConfig)
     tta: AudioTTAConfig = field(default_factory=AudioTTAConfig)
 
@@ -67,7 +72,9 @@ class SpecAugment:
     def __init__(self, cfg: AudioAugConfig):
         self.cfg = cfg
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x):
+        import torch
+
         cfg = self.cfg
         _, h, w = x.shape
         if cfg.time_shift > 0:
@@ -85,7 +92,9 @@ class SpecAugment:
         return x
 
 
-def _mask(x: torch.Tensor, dim: int, max_width: int, fill: torch.Tensor) -> torch.Tensor:
+def _mask(x, dim: int, max_width: int, fill):
+    import torch
+
     if max_width < 1:
         return x
     width = int(torch.randint(0, max_width + 1, ()))
@@ -94,7 +103,7 @@ def _mask(x: torch.Tensor, dim: int, max_width: int, fill: torch.Tensor) -> torc
     return x
 
 
-class MelDataset(torch.utils.data.Dataset):
+class MelDataset:
     """Mel images (uint8 (H, W) .npy) resized to ``input_size`` and repeated to ``in_chans``."""
 
     def __init__(self, files: list[str], targets: np.ndarray, cfg: AudioBranchConfig,
@@ -103,8 +112,8 @@ class MelDataset(torch.utils.data.Dataset):
         self.targets = np.asarray(targets, dtype=np.float32)
         self.size = tuple(cfg.input_size)
         self.in_chans = cfg.model.in_chans
-        self.mean = torch.tensor(mean).view(-1, 1, 1)
-        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.mean = channel_column(mean)
+        self.std = channel_column(std)
         self.augment = SpecAugment(cfg.augment) if train else None
         self.item_clip = np.arange(len(self.files))
 
@@ -112,6 +121,9 @@ class MelDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
+        import cv2
+        import torch
+
         mel = np.load(self.files[i])
         if mel.ndim != 2:
             raise MmdfError(f"{self.files[i]}: expected a (H, W) mel image, got shape {mel.shape}")
@@ -133,11 +145,23 @@ class AudioBranch(TorchBranch):
     prepare_keys = ("mel",)
     config_cls = AudioBranchConfig
 
+    def normalization(self, model, section: AudioBranchConfig, fit_rows: pd.DataFrame):
+        """The backbone's statistics, or (``normalize: data``) those of up to 512 of the fold's training images."""
+        if section.normalize == "backbone":
+            return super().normalization(model, section, fit_rows)
+        files = fit_rows[self.file_col].astype(str).to_numpy()
+        picks = files[np.unique(np.linspace(0, len(files) - 1, min(len(files), 512)).round().astype(int))]
+        pixels = np.concatenate([np.load(f).ravel() for f in picks]).astype(np.float64) / 255.0
+        c = section.model.in_chans
+        return [float(pixels.mean())] * c, [float(max(pixels.std(), 1e-3))] * c
+
     def dataset(self, rows: pd.DataFrame, section: AudioBranchConfig, mean, std, train: bool) -> MelDataset:
         return MelDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, mean, std, train)
 
-    def tta_views(self, x: torch.Tensor, section: AudioBranchConfig) -> list[torch.Tensor]:
+    def tta_views(self, x, section: AudioBranchConfig) -> list:
         """The batch (B, C, H, W) plus one circularly time-shifted copy per configured shift."""
+        import torch
+
         w = x.shape[-1]
         return [x] + [torch.roll(x, int(round(s * w)), dims=-1) for s in section.tta.time_shifts]
 

@@ -84,6 +84,12 @@ class TorchBranch(Branch):
 
         return TrainedBranch(branch_dir)
 
+    def normalization(self, model, section, fit_rows: pd.DataFrame) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std the inputs are standardised with: the backbone's own by default."""
+        from mmdf.train.models import normalization
+
+        return normalization(model, section.model.in_chans)
+
     def dataset(self, rows: pd.DataFrame, section, mean: list[float], std: list[float], train: bool):
         """A map-style dataset of ``(x float32 tensor, target, clip index)`` over usable ``rows``."""
         raise NotImplementedError
@@ -103,6 +109,13 @@ def targets_of(rows: pd.DataFrame) -> np.ndarray:
     if "target" not in rows:
         return np.full(len(rows), np.nan, dtype=np.float32)
     return pd.to_numeric(rows["target"], errors="coerce").astype("float32").to_numpy()
+
+
+def channel_column(values: list[float]):
+    """(C, 1, 1) tensor of per-channel values, broadcasting over a (C, H, W) image."""
+    import torch
+
+    return torch.tensor(values).view(-1, 1, 1)
 
 
 def to_float(x, mean, std):

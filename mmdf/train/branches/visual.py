@@ -2,6 +2,8 @@
 
 Its config section is ``train.visual`` (:class:`VisualBranchConfig`); its
 feature is the cached face crops (``faces_file``, made by ``prepare.faces``).
+torch, torchvision and OpenCV are imported where they are used, so that
+loading a config (which reads this module) stays cheap.
 """
 
 from __future__ import annotations
@@ -9,15 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import cv2
 import numpy as np
 import pandas as pd
-import torch
-from torchvision.transforms import v2
 
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips
-from mmdf.train.branches.base import TorchBranch, targets_of, to_float
+from mmdf.train.branches.base import TorchBranch, channel_column, targets_of, to_float
 from mmdf.train.config import ModelConfig
 
 
@@ -56,8 +55,10 @@ class VisualBranchConfig:
     confident_threshold: float = 0.8
 
 
-def face_augment(cfg: VisualAugConfig, size: int) -> v2.Compose:
-    """Augment a uint8 (3, S, S) face crop and resize it to ``size``; output stays uint8."""
+def face_augment(cfg: VisualAugConfig, size: int):
+    """Augment a uint8 (3, S, S) face crop and resize it to ``size`` (a torchvision v2 Compose; stays uint8)."""
+    from torchvision.transforms import v2
+
     ops: list = []
     if cfg.crop_scale < 1:
         ops.append(v2.RandomResizedCrop(size, scale=(cfg.crop_scale, 1.0), ratio=(0.9, 1.1), antialias=True))
@@ -76,17 +77,19 @@ def face_augment(cfg: VisualAugConfig, size: int) -> v2.Compose:
     return v2.Compose(ops)
 
 
-class JpegRecompress(torch.nn.Module):
+class JpegRecompress:
     """Re-encode a uint8 (3, H, W) RGB image as JPEG at a random quality in [lo, hi].
 
     OpenCV rather than ``v2.JPEG``: torchvision's image codecs are deprecated.
     """
 
     def __init__(self, lo: int, hi: int):
-        super().__init__()
         self.lo, self.hi = lo, hi
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x):
+        import cv2
+        import torch
+
         quality = int(torch.randint(self.lo, self.hi + 1, ()))
         img = np.ascontiguousarray(x.permute(1, 2, 0).numpy()[..., ::-1])  # RGB -> BGR
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -115,7 +118,7 @@ def face_items(files: list[str], counts: list[int] | None, frames: int | None) -
     return np.asarray(clip_idx, dtype=np.int64), np.asarray(frame_idx, dtype=np.int64)
 
 
-class FaceDataset(torch.utils.data.Dataset):
+class FaceDataset:
     """Face crops (uint8 (N, S, S, 3) .npy per clip), one item per frame.
 
     ``frames`` caps the frames used per clip (evenly spaced) - training on
@@ -127,8 +130,10 @@ class FaceDataset(torch.utils.data.Dataset):
                  counts: list[int] | None = None):
         self.files = list(files)
         self.targets = np.asarray(targets, dtype=np.float32)
-        self.mean = torch.tensor(mean).view(-1, 1, 1)
-        self.std = torch.tensor(std).view(-1, 1, 1)
+        from torchvision.transforms import v2
+
+        self.mean = channel_column(mean)
+        self.std = channel_column(std)
         size = cfg.input_size
         self.center_crop = cfg.center_crop
         self.transform = face_augment(cfg.augment, size) if train else v2.Resize((size, size), antialias=True)
@@ -138,6 +143,8 @@ class FaceDataset(torch.utils.data.Dataset):
         return len(self.item_clip)
 
     def __getitem__(self, i: int):
+        import torch
+
         c = int(self.item_clip[i])
         faces = np.load(self.files[c], mmap_mode="r")
         if self.item_frame[i] >= len(faces):
@@ -170,7 +177,7 @@ class VisualBranch(TorchBranch):
         return FaceDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, mean, std,
                            train, frames, counts)
 
-    def tta_views(self, x: torch.Tensor, section: VisualBranchConfig) -> list[torch.Tensor]:
+    def tta_views(self, x, section: VisualBranchConfig) -> list:
         """The batch (B, 3, S, S), plus its mirror image if enabled."""
         return [x, x.flip(-1)] if section.tta.hflip else [x]
 

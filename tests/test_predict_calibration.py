@@ -1,0 +1,123 @@
+"""Calibration, operating thresholds, contributions and the model card that `mmdf stack` leaves for `mmdf predict`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import log_loss
+from stack_factory import make_stack_inputs
+
+from mmdf.errors import MmdfError
+from mmdf.predict.explain import branch_contributions, reasons
+from mmdf.stack.baselines import make_methods
+from mmdf.stack.calibration import (PROB_CLIP, apply_calibrator, choose_calibration, fit_calibrator,
+                                    load_calibration, operating_points, pick_threshold, threshold_at_fpr)
+from mmdf.stack.features import logit
+from mmdf.stack.run import run_stack
+
+
+def overconfident(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and a score that ranks well but is far too sure of itself (log-odds x 4)."""
+    z = rng.normal(0, 1.5, n)
+    y = (rng.random(n) < expit(z)).astype(int)
+    return y, expit(4 * z)
+
+
+def test_calibration_lowers_log_loss_on_held_out_clips_and_thresholds_hold():
+    rng = np.random.default_rng(0)
+    y, score = overconfident(rng, 600)
+    fold = rng.integers(0, 5, len(y))
+    cal = choose_calibration(score, y, fold)
+    assert min(cal["oof_log_loss_cv"].values()) < cal["oof_log_loss_raw"]
+    y_val, val = overconfident(rng, 4000)
+    assert log_loss(y_val, apply_calibrator(cal, val)) < log_loss(y_val, np.clip(val, PROB_CLIP, 1 - PROB_CLIP))
+    points = operating_points(y, score, [0.001, 0.01], y_val, val)
+    at_1pct = points[1]
+    assert at_1pct["oof_fpr"] <= 0.01 and at_1pct["val_fpr"] <= 0.02 and at_1pct["oof_tpr"] > 0
+    assert points[0]["threshold"] >= at_1pct["threshold"]
+
+
+def test_stored_calibrators_predict_as_scikit_learn_does_and_are_never_certain():
+    rng = np.random.default_rng(1)
+    y, score = overconfident(rng, 300)
+    new = np.concatenate([rng.random(50), [0.0, 1.0, np.nan]])
+    stored = json.loads(json.dumps(fit_calibrator("isotonic", score, y)))  # plain numbers only
+    assert min(stored["y"]) >= 1 / (len(y) + 2) and max(stored["y"]) <= 1 - 1 / (len(y) + 2)  # Laplace-smoothed
+    assert np.all(np.diff(stored["y"]) >= 0)
+    iso = IsotonicRegression(out_of_bounds="clip").fit(stored["x"], stored["y"])  # the stored steps as sklearn has them
+    got = apply_calibrator(stored, new)
+    np.testing.assert_allclose(got[:-1], np.clip(iso.predict(new[:-1]), PROB_CLIP, 1 - PROB_CLIP))
+    assert np.isnan(got[-1])
+    platt = fit_calibrator("platt", score, y)
+    assert set(platt) == {"kind", "coef", "intercept"} and platt["coef"] > 0
+    np.testing.assert_allclose(apply_calibrator(platt, new[:-1]),
+                               np.clip(expit(platt["coef"] * logit(new[:-1]) + platt["intercept"]),
+                                       PROB_CLIP, 1 - PROB_CLIP))
+
+
+def test_threshold_above_every_real_clip_when_the_top_score_is_real():
+    y = np.array([0, 1, 1, 0, 1])
+    score = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    t = threshold_at_fpr(y, score, 0.01)
+    assert 0.9 < t < 0.9 + 1e-9  # nothing seen in training is called fake there
+    assert threshold_at_fpr(y, score, 0.5) == pytest.approx(0.7)  # one real of two: the ROC point at 0.7
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calib")
+    cfg, manifest = make_stack_inputs(root)
+    return cfg, run_stack(cfg, manifest=manifest)
+
+
+def test_stack_stores_calibration_thresholds_report_and_model_card(stacked):
+    cfg, stack_dir = stacked
+    info = load_calibration(stack_dir)
+    assert info["calibration"]["kind"] in ("isotonic", "platt")
+    assert [r["target_fpr"] for r in info["thresholds"]] == [0.001, 0.01] and info["default_fpr"] == 0.01
+    assert info["val_log_loss"]["calibrated"] < info["val_log_loss"]["raw"]
+    assert pick_threshold(info)["target_fpr"] == 0.01 and pick_threshold(info, 0.001)["target_fpr"] == 0.001
+    with pytest.raises(MmdfError, match="no threshold stored for FPR 0.2"):
+        pick_threshold(info, 0.2)
+    assert (stack_dir / "reliability.png").stat().st_size > 0
+    report = (cfg.run_dir / "report.md").read_text()
+    section = report[report.index("## Calibration and operating thresholds"):report.index("## Configs used")]
+    assert "stack/reliability.png" in section and "| target FPR |" in section.replace("   ", " ")
+    card = (cfg.run_dir / "model_card.md").read_text()
+    for heading in ("## Data", "## Branches", "## Metrics", "## Calibration and thresholds", "## Known limits"):
+        assert heading in card
+    assert "| corrupt  |" in card and "test 3 such clips" in card  # counts by status; what it cannot score
+
+
+def test_contributions_add_up_to_each_method_score(stacked):
+    cfg, stack_dir = stacked
+    feats = pd.read_csv(stack_dir / "features.csv").set_index("video_name")
+    y = pd.read_csv(stack_dir / "oof.csv")["target"].to_numpy()
+    X = feats[feats["split"] == "train"].drop(columns="split")
+    new = feats[feats["split"] == "val"].drop(columns="split")
+    for name, est in make_methods(["audio", "visual"], cfg.stack, cfg.seed).items():
+        est.fit(X, y)
+        total = est.contributions(new).sum(axis=1).to_numpy()
+        p = est.predict_proba(new)[:, 1]
+        expected = logit(p) if est.contribution_unit == "log-odds" else p
+        np.testing.assert_allclose(total, expected, atol=1e-6, err_msg=name)
+
+
+def test_loaded_stacker_explains_as_fitted_and_reason_names_the_pusher(stacked):
+    from mmdf.stack.saved import load_stacker
+
+    cfg, stack_dir = stacked
+    stacker = load_stacker(stack_dir)
+    feats = pd.read_csv(stack_dir / "features.csv").set_index("video_name")
+    X = feats[feats["split"] == "val"].drop(columns="split").iloc[:5]
+    parts = branch_contributions(stacker["fallback"], X, ["audio", "visual"])
+    assert list(parts.columns) == ["audio_contrib", "visual_contrib", "metadata_contrib"]
+    row = pd.DataFrame([{"score": 0.9, "status": "ok", "decision": "fake", "audio_prob": 0.97, "visual_prob": 0.12,
+                         "audio_contrib": 2.1, "visual_contrib": -0.4, "metadata_contrib": 0.1}])
+    assert reasons(row, ["audio", "visual"], "log-odds") == \
+        ["audio: 0.97, visual: 0.12; audio pushed most (+2.10 log-odds)"]
