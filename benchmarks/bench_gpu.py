@@ -59,6 +59,7 @@ def sibling(name: str):
     """A script beside this one (benchmarks/ is no package), loaded by path."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
     spec.loader.exec_module(module)
     return module
 
@@ -88,7 +89,7 @@ def step_mtcnn(plan: Plan) -> dict:
     }
     for route in routes.values():  # warm up (CUDA context, cuDNN)
         route(paths[0])
-    s = sibling("bench_prepare").interleaved(routes, paths, 1 if plan.dry else 3)
+    s = sibling("bench_prepare").interleaved(routes, paths, 1 if plan.dry else 3).wall  # cuda: wall clock
     k = cfg.num_frames
     return {
         "status": "ok", "clips": [p.name for p in paths], "k": k, "cpu_threads": torch.get_num_threads(),
@@ -175,9 +176,9 @@ def _demo_overrides(plan: Plan) -> list[str]:
 
 def step_prepare(plan: Plan) -> dict:
     """`mmdf prepare` of a few demo clips, MTCNN on the device in two worker processes."""
-    from mmdf.demo.dataset import make_demo_dataset
-
-    make_demo_dataset(plan.work / "demo", n_train=12 if plan.dry else 24, n_val=2, n_test=2, workers=2)
+    # a fresh process: forking render workers from this one, which holds torch's threads, can hang
+    _run([sys.executable, "-m", "mmdf", "demo-data", str(plan.work / "demo"), "--n-train", "12" if plan.dry else "24",
+          "--n-val", "2", "--n-test", "2"], timeout=180)
     t0 = time.perf_counter()
     _run([sys.executable, "-m", "mmdf", "prepare", "--config", "configs/demo/data.yaml", *_demo_overrides(plan),
           f"prepare.device={plan.device}", "prepare.workers=2", "prepare.progress=false"], timeout=180)

@@ -116,3 +116,16 @@ def remove_stale_temps(folder: str | Path, recursive: bool = True, min_age: floa
                 Path(entry.path).unlink(missing_ok=True)
                 removed.append(Path(entry.path))
     return removed
+
+
+def json_safe(obj):
+    """``obj`` with NaN and infinities as ``None``: JSON has no such numbers, and a reader must not guess."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj

@@ -88,4 +88,4 @@ def test_predict_folder_with_corrupt_silent_and_faceless_clips(demo_run, realdat
     assert scores.loc["plain.mp4", "status"] == "ok"
     # scored from whatever is left (the stacker's metadata path for the corrupt one), all in [0, 1]
     assert scores.drop(index="corrupt.mp4")["prob"].between(0, 1).all() and pd.isna(scores.loc["corrupt.mp4", "prob"])
-    assert scores.loc["no_face.mp4", "n_branches_scored"] == 1
+    assert scores.loc["no_face.mp4", "n_branches_scored"] == 2  # audio and audio_stats; no face for the other two

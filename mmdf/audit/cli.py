@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="clips perturbed at once (default 2)")
     parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=1024, help="clips per predict chunk (default 1024)")
-    parser.add_argument("--force", action="store_true", help="drop the audit's cache and redo everything")
+    parser.add_argument("--force", action="store_true",
+                        help="drop the audit's cache and redo everything (e.g. after the clips changed)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_curve
 
 from mmdf.errors import MmdfError
-from mmdf.files import atomic_write
+from mmdf.files import atomic_write, json_safe
 from mmdf.stack.features import logit
 
 log = logging.getLogger(__name__)
@@ -178,20 +178,11 @@ def calibrate_stack(stack_dir: Path, data, chosen: str, oof: dict, preds: dict, 
     return info
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
 
 def save_calibration(stack_dir: Path, info: dict) -> Path:
     path = Path(stack_dir) / CALIBRATION_FILE
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(info), indent=1, allow_nan=False))
+        tmp.write_text(json.dumps(json_safe(info), indent=1, allow_nan=False))
     return path
 
 

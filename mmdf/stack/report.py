@@ -28,6 +28,15 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write atomically as PNG, and free the figure."""
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    pyplot().close(fig)
+    return path
+
+
 def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: Path) -> Path:
     """ROC curves, one panel per split: ``{title: (y_true, {method: scores})}``; log-scale FPR."""
     plt = pyplot()
@@ -56,11 +65,7 @@ def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], 
         ax.set_title(f"{title} (n={len(y)}, real={n_real})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, method: str) -> Path:
@@ -77,11 +82,7 @@ def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: P
         ax.set_ylabel("clips")
         ax.set_title(title)
         ax.legend()
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -187,11 +188,7 @@ def plot_reliability(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndar
         ax.set_title(f"{title} (n={len(y)})")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def thresholds_table(thresholds: list[dict]) -> str:

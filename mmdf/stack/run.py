@@ -37,7 +37,7 @@ from mmdf.config import save_config, to_dict
 from mmdf.data.folds import FOLD_COL
 from mmdf.data.labels import NAME_COL, TARGET_COL, read_labels
 from mmdf.errors import MmdfError
-from mmdf.files import atomic_write
+from mmdf.files import atomic_write, json_safe
 from mmdf.stack.baselines import make_methods, with_fallback
 from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_oof, score_table
 from mmdf.stack.features import build_features
@@ -282,7 +282,7 @@ def _metrics(cfg, data: StackData, table, chosen, selection, fitted, rel_dirs, s
     return {
         "chosen": chosen,
         "selection": selection,
-        "methods": _json_safe(table.to_dict(orient="records")),
+        "methods": json_safe(table.to_dict(orient="records")),
         "n_train": len(data.folds),
         "n_folds": int(len(np.unique(data.fold))),
         "n_val": len(data.X["val"]) if "val" in data.X else 0,
@@ -326,15 +326,6 @@ def _plots(stack_dir: Path, y_train, oof, y_val, val, chosen) -> dict[str, Path]
     images[f"Score histograms ({chosen})"] = plot_histograms(hist_panels, stack_dir / "hist.png", chosen)
     return images
 
-
-def _json_safe(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _log_table(table: pd.DataFrame, chosen: str) -> None:
