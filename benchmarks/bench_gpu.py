@@ -8,17 +8,17 @@ Steps (each ok, failed or skipped; the exit status is 1 when one failed, and it 
 - mtcnn: ``prepare_clip_faces`` with the MTCNN detector on CUDA against the CPU route, in the
   same run, interleaved, over the 1080p clips (K=16, the full-size settings): frames/s of the
   whole clip and of detection alone, and whether both find the same main face;
-- train_audio, train_visual: ``bench_train.bench_branch`` (the library's ``train_step``, models
-  and datasets) on a synthetic cache at the configs' batch sizes, ``pretrained=false``: train
-  step, train end to end and inference samples/s under AMP off, bf16 and fp16, channels_last on
-  and off, peak GPU memory; the data loader alone at 8 and 16 workers against the model step;
 - prepare_cuda: ``mmdf prepare`` of a few demo clips with ``prepare.device=cuda`` in worker processes;
 - torchrun_train: ``torchrun --standalone --nproc_per_node 1 -m mmdf train audio`` on that cache
   (one process is a world of one: the library starts no process group for it);
 - nccl: a one-process torchrun that starts an NCCL process group, wraps the library's model in
-  DDP as the trainer does, runs the library's ``train_step`` and an all_reduce.
+  DDP as the trainer does, runs the library's ``train_step`` and an all_reduce;
+- train_audio, train_visual: ``bench_train.bench_branch`` (the library's ``train_step``, models
+  and datasets) on a synthetic cache at the configs' batch sizes, ``pretrained=false``: train
+  step, train end to end and inference samples/s under AMP off, bf16 and fp16, channels_last on
+  and off, peak GPU memory; the data loader alone at 8 and 16 workers against the model step.
 
-Without a CUDA device it says so and exits 0.
+No step starts after BUDGET_S seconds (it is reported skipped). Without a CUDA device it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_S = 420  # no step starts after this many seconds, so that the run ends within 8 minutes
-STEPS = ("mtcnn", "train_audio", "train_visual", "prepare_cuda", "torchrun_train", "nccl")
+# the paths' checks first, the longer measurements after: a spent budget skips figures, not checks
+STEPS = ("mtcnn", "prepare_cuda", "torchrun_train", "nccl", "train_audio", "train_visual")
 NO_CUDA = "no CUDA device: nothing to check here (run it on a GPU machine; --dry runs its steps on the CPU)"
 
 
@@ -129,7 +130,7 @@ def step_train(plan: Plan, name: str) -> dict:
     from mmdf.train.branches import get_branch
 
     bench_train, branch = sibling("bench_train"), get_branch(name)
-    steps = 2 if plan.dry else 10
+    steps = 2 if plan.dry else 20
     rows = []
     for channels_last, workers in ((True, 8), (False, 8), (True, 16)):
         overrides = [f"train.{name}.model.pretrained=false", f"train.device={'cuda' if plan.cuda else 'cpu'}",
@@ -196,6 +197,8 @@ def step_prepare(plan: Plan) -> dict:
 
 def step_torchrun_train(plan: Plan) -> dict:
     """`torchrun --nproc_per_node 1 -m mmdf train audio` for one epoch on the prepared demo cache."""
+    if not (plan.work / "cache").is_dir():
+        return {"status": "skipped", "note": "needs the cache of the prepare_cuda step"}
     t0 = time.perf_counter()
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
           "-m", "mmdf", "train", "audio", "--config", "configs/demo/audio.yaml", *_demo_overrides(plan),
@@ -278,7 +281,8 @@ def run_steps(plan: Plan, names: list[str]) -> dict:
 
 def format_table(results: dict) -> str:
     """Step statuses, then the measurements of the steps that ran."""
-    lines = [f"{name:<16} {r['status']:<8} {r.get('step_seconds', 0):>5.0f} s  {r.get('error', r.get('note', ''))[:150]}"
+    lines = [f"{name:<16} {r['status']:<8} {r.get('step_seconds', 0):>5.0f} s  "
+             f"{r.get('error', r.get('note', ''))[:150]}"
              for name, r in results.items()]
     m = results.get("mtcnn", {})
     if m.get("status") == "ok":
@@ -286,7 +290,8 @@ def format_table(results: dict) -> str:
                      f"{m['cpu_clip_frames_per_s']:.1f} / device {m['gpu_clip_frames_per_s']:.1f} "
                      f"({m['clip_speedup']:.1f}x); detection alone cpu {m['cpu_detect_frames_per_s']:.1f} / device "
                      f"{m['gpu_detect_frames_per_s']:.1f} ({m['detect_speedup']:.1f}x); same main face "
-                     f"{m['same_main_face_share']:.0%} (IoU {m['main_face_iou_mean']:.3f}; cpu {m['cpu_threads']} threads)")
+                     f"{m['same_main_face_share']:.0%} (IoU {m['main_face_iou_mean']:.3f}; "
+                     f"cpu {m['cpu_threads']} threads)")
     for name in ("train_audio", "train_visual"):
         if results.get(name, {}).get("status") != "ok":
             continue
