@@ -1,4 +1,4 @@
-"""Synthetic branch outputs for the stacker's tests (contracts 2-3, no media, no training).
+"""Synthetic branch outputs for the stacker's tests (a manifest and branch prediction files; no media, no training).
 
 Four kinds of clip as in the demo data: real, fake_audio (cloned voice: only the
 audio branch sees it), fake_visual (swapped face: only the visual branch sees

@@ -37,7 +37,7 @@ class DataConfig:
 
 @dataclass
 class FoldConfig:
-    """K-fold split of the train clips, shared by both branches and the stacker."""
+    """K-fold split of the train clips, shared by every branch and the stacker."""
 
     n_splits: int = 5
     seed: int = 42

@@ -1,1 +1,1 @@
-"""The one-command demo: data, prepare, train both branches, stack, report."""
+"""The one-command demo: data, prepare, train every branch, stack, report."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "run the whole pipeline (data, prepare, both branches, stack, report) on the built-in demo data"
+HELP = "run the whole pipeline (data, prepare, every branch, stack, report) on the built-in demo data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

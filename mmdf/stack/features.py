@@ -43,7 +43,7 @@ def build_features(
 ) -> pd.DataFrame:
     """Feature frame (float, index ``video_name`` in the order of ``names``) for one split.
 
-    ``manifest`` holds the contract-2 manifest (all splits) or ``None`` to leave
+    ``manifest`` holds the prepare manifest (all splits; :mod:`mmdf.prepare.manifest`) or ``None`` to leave
     metadata out. Clips absent from the manifest get NaN metadata.
     """
     out = pd.DataFrame(index=pd.Index(names, name=NAME_COL))
