@@ -13,6 +13,9 @@ from mmdf.errors import MmdfError
 
 DEFAULT_MAX_FPR = 1e-3
 TPR_KEY = f"tpr@fpr={DEFAULT_MAX_FPR:g}"  # its name in every metrics.json
+# A cue (or a metadata-only model) this separable on its own is a possible dataset shortcut: the
+# stack's shortcut check and `mmdf audit`'s probes warn about it in words.
+SHORTCUT_AUC = 0.65
 
 
 def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:

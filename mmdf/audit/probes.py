@@ -19,11 +19,11 @@ import pandas as pd
 from mmdf.audit.media import decode_audio, probe_clip
 from mmdf.audit.silence import leading_silence
 from mmdf.errors import MmdfError
-from mmdf.metrics import roc_auc
+from mmdf.metrics import SHORTCUT_AUC, roc_auc
 
 log = logging.getLogger(__name__)
 
-WARN_AT = 0.65  # a single cue this separable deserves a look before submitting
+WARN_AT = SHORTCUT_AUC  # a single cue this separable deserves a look before submitting
 CUES = {
     "duration_s": "clip duration (container), seconds",
     "leading_silence_s": "leading silence: first 20 ms frame above -40 dB of the peak, seconds",

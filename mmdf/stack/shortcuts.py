@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from mmdf.metrics import SHORTCUT_AUC
 from mmdf.stack.baselines import LogisticStacker
 from mmdf.stack.evaluate import cross_val_oof
 from mmdf.stack.features import metadata_features
 
 log = logging.getLogger(__name__)
 
-WARN_AUC = 0.65
+WARN_AUC = SHORTCUT_AUC
 
 
 def _auc(y: np.ndarray, x: pd.Series) -> float | None:

@@ -53,18 +53,15 @@ class TrainedBranch:
 
     def score(self, manifest_rows: pd.DataFrame) -> pd.DataFrame:
         """``video_name, prob, status`` per row: mean fold probability, NaN where the modality is unusable."""
-        rows = manifest_rows.reset_index(drop=True)
-        ok = self.branch.usable(rows)
-        prob = np.full(len(rows), np.nan)
-        if ok.any():
-            tcfg = self.cfg.train
-            section = self.branch.section(tcfg)
-            probs = []
-            for model, ckpt in self.models:
-                ds = self.branch.dataset(rows[ok], section, ckpt["mean"], ckpt["std"], train=False)
-                logits = predict_items(model, ds, self.branch, tcfg, self.rt, tta=True,
-                                       desc=f"{self.branch.name} fold {ckpt['fold']}")
-                probs.append(clip_probs(self.branch, tcfg, ds, logits))
-            prob[ok] = np.mean(probs, axis=0)
-        return pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "prob": prob,
-                             "status": rows[self.branch.status_col].astype(str).to_numpy()})
+        return self.branch.scored(manifest_rows, self._mean_prob)
+
+    def _mean_prob(self, rows: pd.DataFrame) -> np.ndarray:
+        tcfg = self.cfg.train
+        section = self.branch.section(tcfg)
+        probs = []
+        for model, ckpt in self.models:
+            ds = self.branch.dataset(rows, section, ckpt["mean"], ckpt["std"], train=False)
+            logits = predict_items(model, ds, self.branch, tcfg, self.rt, tta=True,
+                                   desc=f"{self.branch.name} fold {ckpt['fold']}")
+            probs.append(clip_probs(self.branch, tcfg, ds, logits))
+        return np.mean(probs, axis=0)

@@ -57,6 +57,16 @@ class Branch:
             )
         return ok
 
+    def scored(self, manifest_rows: pd.DataFrame, probs_of) -> pd.DataFrame:
+        """``video_name, prob, status`` per row: ``probs_of(usable rows)``, NaN where the modality is unusable."""
+        rows = manifest_rows.reset_index(drop=True)
+        ok = self.usable(rows)
+        prob = np.full(len(rows), np.nan)
+        if ok.any():
+            prob[ok] = probs_of(rows[ok])
+        return pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "prob": prob,
+                             "status": rows[self.status_col].astype(str).to_numpy()})
+
     def train_fold(self, job) -> None:
         """Train fold ``job.k`` (a :class:`mmdf.train.loop.FoldJob`) and write its ``predictions.csv``."""
         raise NotImplementedError

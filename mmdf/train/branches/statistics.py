@@ -107,11 +107,8 @@ class TrainedStats:
 
     def score(self, manifest_rows: pd.DataFrame) -> pd.DataFrame:
         """``video_name, prob, status`` per row: mean fold probability, NaN where the modality is unusable."""
-        rows = manifest_rows.reset_index(drop=True)
-        ok = self.branch.usable(rows)
-        prob = np.full(len(rows), np.nan)
-        if ok.any():
-            X = self.branch.features(self.cfg, rows[ok], cache=False)
-            prob[ok] = np.mean([m.predict_proba(X)[:, 1] for m in self.models], axis=0)
-        return pd.DataFrame({"video_name": rows["video_name"].to_numpy(), "prob": prob,
-                             "status": rows[self.branch.status_col].astype(str).to_numpy()})
+        return self.branch.scored(manifest_rows, self._mean_prob)
+
+    def _mean_prob(self, rows: pd.DataFrame) -> np.ndarray:
+        X = self.branch.features(self.cfg, rows, cache=False)
+        return np.mean([m.predict_proba(X)[:, 1] for m in self.models], axis=0)
