@@ -63,3 +63,14 @@ def score_report(y_true, y_score, max_fpr: float = DEFAULT_MAX_FPR) -> dict:
         "n_fake": int(y_true.sum()),
         "n_real": int(len(y_true) - y_true.sum()),
     }
+
+
+def cue_auc(y_true, cue) -> float:
+    """AUC of one cheap cue used as a score, clips without a value left out; NaN where the clips
+    with a value are of one class. Either direction is a shortcut: read it as ``max(auc, 1 - auc)``."""
+    y_true, cue = np.asarray(y_true), np.asarray(cue, dtype=float)
+    known = ~np.isnan(cue)
+    if len(np.unique(y_true[known])) < 2:
+        return float("nan")
+    return roc_auc(y_true[known], cue[known])
+

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmdf.audit.media import decode_audio, probe_clip
+from mmdf.audit.media import decode_native_audio, probe_clip
 from mmdf.audit.perturb import PERTURBATIONS, apply_perturbation, describe
 from mmdf.audit.silence import leading_silence, sound_span
 
@@ -59,7 +59,7 @@ def test_half_resolution_and_half_frame_rate(clips):
 @pytest.mark.parametrize("name, rate", [("audio_16k", 16000), ("audio_8k", 8000)])
 def test_resampled_audio_has_the_new_rate(clips, name, rate):
     assert probe_clip(clips[name]).sample_rate == rate
-    signal, got = decode_audio(clips[name])
+    signal, got = decode_native_audio(clips[name])
     assert got == rate and signal.shape[1] == pytest.approx(SECONDS * rate, rel=0.03)
     assert probe_clip(clips[name]).video_bitrate == probe_clip(clips["src"]).video_bitrate  # video copied
 
@@ -70,8 +70,8 @@ def test_aac_32k_lowers_the_audio_bitrate(clips):
 
 
 def test_white_noise_is_20_db_below_the_signal(clips):
-    clean, rate = decode_audio(clips["src"])
-    noisy, _ = decode_audio(clips["noise_20db"])
+    clean, rate = decode_native_audio(clips["src"])
+    noisy, _ = decode_native_audio(clips["noise_20db"])
     power = np.mean(clean.astype(float) ** 2)
     in_silence = noisy[0, int(0.05 * rate): int((LEAD - 0.05) * rate)]  # only noise there
     snr = 10 * np.log10(power / np.mean(in_silence.astype(float) ** 2))
@@ -81,7 +81,7 @@ def test_white_noise_is_20_db_below_the_signal(clips):
 def test_trimming_removes_the_silence(clips):
     before, after = probe_clip(clips["src"]), probe_clip(clips["trim_silence"])
     assert before.duration - after.duration == pytest.approx(LEAD + TAIL, abs=0.1)
-    signal, rate = decode_audio(clips["trim_silence"])
+    signal, rate = decode_native_audio(clips["trim_silence"])
     start, end = sound_span(signal, rate)
     assert start < 0.05 and signal.shape[1] / rate - end < 0.1
 
@@ -89,7 +89,7 @@ def test_trimming_removes_the_silence(clips):
 def test_added_silence_makes_the_clip_one_second_longer(clips):
     before, after = probe_clip(clips["src"]), probe_clip(clips["lead_silence_1s"])
     assert after.duration - before.duration == pytest.approx(1.0, abs=0.1)
-    signal, rate = decode_audio(clips["lead_silence_1s"])
+    signal, rate = decode_native_audio(clips["lead_silence_1s"])
     assert leading_silence(signal, rate) == pytest.approx(LEAD + 1.0, abs=0.06)
     assert after.fps == before.fps  # the video held its first frame, at the same rate
 

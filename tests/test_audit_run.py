@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mmdf.audit.config import AuditConfig, parse_perturbations
-from mmdf.audit.media import decode_audio
+from mmdf.audit.media import decode_native_audio
 from mmdf.audit.probes import cue_table, probe_aucs, warning_lines
 from mmdf.audit.run import run_audit, select_clips
 from mmdf.audit.silence import leading_silence
@@ -50,12 +50,12 @@ def shortcut_run(tmp_path_factory):
 def _leaning_predict(calls):
     """predict_clips stand-in: final and audio score = leading silence; visual = noise."""
 
-    def predict_clips(run_dir, inputs, batch_size=256, workers=None):
+    def predict_clips(run_dir, inputs, batch_size=256, workers=None, **_):
         calls.append([str(p) for p in inputs])
         rows = []
         for p in map(str, inputs):
             try:
-                signal, rate = decode_audio(p)
+                signal, rate = decode_native_audio(p)
                 lead, status = leading_silence(signal, rate), "ok"
             except Exception:  # noqa: BLE001
                 lead, status = np.nan, "no_audio" if p.endswith("mute.mp4") else "corrupt"

@@ -63,3 +63,12 @@ def test_nan_and_bad_labels_rejected():
 def test_score_report_keys():
     r = score_report([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])
     assert r == {"auc": 1.0, "tpr@fpr=0.001": 1.0, "n": 4, "n_fake": 2, "n_real": 2}
+
+
+def test_cue_auc_leaves_out_clips_without_the_cue_and_says_nan_for_one_class():
+    from mmdf.metrics import cue_auc
+
+    y = np.array([0, 0, 1, 1, 1])
+    assert cue_auc(y, [1.0, 2.0, 3.0, 4.0, np.nan]) == 1.0
+    assert cue_auc(y, [4.0, 3.0, 2.0, 1.0, np.nan]) == 0.0  # a shortcut the other way round
+    assert np.isnan(cue_auc(y, [np.nan, np.nan, 1.0, 2.0, 3.0]))  # only fakes have a value

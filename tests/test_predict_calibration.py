@@ -121,3 +121,34 @@ def test_loaded_stacker_explains_as_fitted_and_reason_names_the_pusher(stacked):
                          "audio_contrib": 2.1, "visual_contrib": -0.4, "metadata_contrib": 0.1}])
     assert reasons(row, ["audio", "visual"], "log-odds") == \
         ["audio: 0.97, visual: 0.12; audio pushed most (+2.10 log-odds)"]
+
+
+def test_an_already_calibrated_score_is_left_as_it_is():
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 2, 600)
+    y = (rng.random(len(z)) < expit(z)).astype(int)  # the score is the true probability
+    cal = choose_calibration(expit(z), y, rng.integers(0, 3, len(y)))
+    assert cal["kind"] == "none" and cal["oof_log_loss_cv"]["none"] == pytest.approx(cal["oof_log_loss_raw"])
+    np.testing.assert_allclose(apply_calibrator(cal, [0.2, 0.7, np.nan])[:2], [0.2, 0.7])
+
+
+def test_val_is_scored_by_the_fold_models_the_calibration_was_learnt_on(stacked):
+    """Not by a refit: the stored stacker is the fold models, and its val scores are their mean."""
+    from mmdf.stack.ensemble import FoldEnsemble
+    from mmdf.stack.saved import load_stacker
+
+    cfg, stack_dir = stacked
+    stacker = load_stacker(stack_dir)
+    est = stacker["estimator"]
+    assert isinstance(est, FoldEnsemble) and len(est.members) == cfg.folds.n_splits
+    feats = pd.read_csv(stack_dir / "features.csv").set_index("video_name")
+    X = feats[feats["split"] == "val"].drop(columns="split")[stacker["features"]]
+    members = np.mean([m.predict_proba(X)[:, 1] for m in est.members], axis=0)
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], members)
+    scored = X["n_branches_scored"].to_numpy() > 0
+    val = pd.read_csv(stack_dir / "val_all.csv").set_index("video_name").loc[X.index, stacker["method"]]
+    np.testing.assert_allclose(val.to_numpy()[scored], members[scored], rtol=1e-6)
+    terms = est.contributions(X).sum(axis=1).to_numpy()
+    per_member = [m.predict_proba(X)[:, 1] for m in est.members]
+    expected = np.mean([logit(p) if est.contribution_unit == "log-odds" else p for p in per_member], axis=0)
+    np.testing.assert_allclose(terms, expected, atol=1e-6)

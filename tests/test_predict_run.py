@@ -110,9 +110,9 @@ def test_second_call_prepares_nothing_and_a_changed_file_again(run, tmp_path, mo
     calls = []
     real = runner.prepare_clips
 
-    def counting(paths, cfg, workers=None):
+    def counting(paths, cfg, workers=None, borrow=None):
         calls.append([Path(p).name for p in paths])
-        return real(paths, cfg, workers=workers)
+        return real(paths, cfg, workers=workers, borrow=borrow)
 
     real_score, scored = TrainedBranch.score, []
 
@@ -181,3 +181,48 @@ def test_unknown_fpr_is_refused_with_the_stored_ones(run, tmp_path, capsys):
     assert main(["predict", "--run", str(run_dir), str(folder / "clip.mp4"), "--fpr", "0.05",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "no threshold stored for FPR 0.05; this run has: 0.001, 0.01" in capsys.readouterr().err
+
+
+def test_a_copy_with_one_stream_reencoded_makes_only_the_other_half(run, tmp_path, monkeypatch):
+    """share_streams (the audit's route): the copied stream's half is linked from the original's, in the same call."""
+    from mmdf.audit.perturb import crf32, resample_16k
+    from mmdf.prepare import clip as clip_module
+
+    run_dir, folder = run
+    src = folder / "clip.mp4"
+    crf32(src, tmp_path / "video_changed.mp4")  # audio copied
+    resample_16k(src, tmp_path / "audio_changed.mp4")  # video copied
+    made = []
+    for name in ("_make_mel", "_make_faces"):
+        real = getattr(clip_module, name)
+        monkeypatch.setattr(clip_module, name,
+                            lambda job, real=real, name=name: made.append((name, Path(job.task.path).name)) or real(job))
+    inputs = [src, tmp_path / "video_changed.mp4", tmp_path / "audio_changed.mp4"]
+    scores = predict_clips(run_dir, inputs, cache_dir=tmp_path / "cache", progress=False, share_streams=True)
+    assert sorted(made) == [("_make_faces", "clip.mp4"), ("_make_faces", "video_changed.mp4"),
+                            ("_make_mel", "audio_changed.mp4"), ("_make_mel", "clip.mp4")]
+    by = scores.set_index("video_name")
+    assert by.loc["audio_changed.mp4", "visual_prob"] == by.loc["clip.mp4", "visual_prob"]
+    assert by.loc["video_changed.mp4", "audio_prob"] == by.loc["clip.mp4", "audio_prob"]
+    assert (by["status"] == "ok").all()
+    made.clear()
+    predict_clips(run_dir, inputs[1:], cache_dir=tmp_path / "plain", progress=False)  # the default shares nothing
+    assert len(made) == 4
+
+
+def test_stream_keys_follow_the_stream_not_the_file(tmp_path):
+    from mmdf.audit.media import ffmpeg
+    from mmdf.prepare.streams import stream_key
+
+    src = make_clip(tmp_path / "src.mp4", duration=1.6)
+    ffmpeg(["-i", str(src), "-c", "copy", "-f", "mp4", str(tmp_path / "remux.mp4")])
+    ffmpeg(["-display_rotation", "90", "-i", str(src), "-c", "copy", "-f", "mp4", str(tmp_path / "turned.mp4")])
+    key = {kind: stream_key(src, kind, 60.0) for kind in ("mel", "faces")}
+    assert all(key.values()) and key["mel"] != key["faces"]
+    assert {kind: stream_key(tmp_path / "remux.mp4", kind, 60.0) for kind in key} == key  # same packets
+    assert stream_key(tmp_path / "turned.mp4", "faces", 60.0) != key["faces"]  # a new display matrix: not shared
+    assert stream_key(tmp_path / "turned.mp4", "mel", 60.0) == key["mel"]
+    assert stream_key(src, "mel", 1.0) != key["mel"]  # cut to its middle second: another span
+    assert stream_key(make_clip(tmp_path / "mute.mp4", duration=1.6, audio=None), "mel", 60.0) is None
+    (tmp_path / "text.mp4").write_text("not a video")
+    assert stream_key(tmp_path / "text.mp4", "faces", 60.0) is None

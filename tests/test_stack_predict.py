@@ -33,7 +33,7 @@ def _fake_prepare(manifest):
     """prepare_clips stand-in: the cached test rows of the manifest, by file name; else missing."""
     by_name = manifest[manifest["split"] == "test"].set_index("video_name")
 
-    def prepare_clips(paths, cfg, workers=None):
+    def prepare_clips(paths, cfg, workers=None, borrow=None):
         rows = []
         for p in paths:
             name = p.name

@@ -68,7 +68,7 @@ def test_report_and_artifacts(stacked):
     assert "stack/roc.png" in report and "stack/hist.png" in report
     assert re.search(r"^\| corrupt +\|", report, re.M)  # counts by manifest status
     assert "Submission method" in report and "test: 3" in report
-    for name in ("roc.png", "hist.png", "oof.csv", "val_pred.csv", "lightgbm.txt", "stacker.json", "config.yaml"):
+    for name in ("roc.png", "hist.png", "oof.csv", "val_pred.csv", "lightgbm_fold0.txt", "stacker.json", "config.yaml"):
         assert (stack_dir / name).stat().st_size > 0, name
     val = pd.read_csv(stack_dir / "val_pred.csv")
     assert list(val.columns) == ["video_name", "target", "prob"] and val["prob"].notna().all()

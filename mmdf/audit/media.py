@@ -67,10 +67,12 @@ def probe_clip(path: str | Path) -> ClipInfo:
         )
 
 
-def decode_audio(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
-    """The whole audio track as float32 ``(channels, samples)`` (one channel with ``mono``) and its rate.
+def decode_native_audio(path: str | Path, mono: bool = True) -> tuple[np.ndarray, int]:
+    """The whole audio track as float32 ``(channels, samples)`` (one channel with ``mono``) at its own rate.
 
-    Raises :class:`PerturbError` for a clip without audio.
+    Not :func:`mmdf.prepare.media.decode_audio`, which gives what the features are
+    made from (mono, the recipe's rate, the used span): perturbations keep the
+    source's rate and channels, and the probes measure the file as it is. Raises :class:`PerturbError` for a clip without audio.
     """
     import av
 

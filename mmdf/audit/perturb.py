@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from mmdf.audit.media import NO_AUDIO, ClipInfo, PerturbError, decode_audio, ffmpeg, probe_clip
+from mmdf.audit.media import NO_AUDIO, ClipInfo, PerturbError, decode_native_audio, ffmpeg, probe_clip
 from mmdf.audit.silence import FRAME_S, sound_span
 from mmdf.files import atomic_write
 
@@ -125,7 +125,7 @@ def aac_32k(src: Path, dst: Path) -> None:
 def white_noise_20db(src: Path, dst: Path) -> None:
     """White Gaussian noise added to the audio at 20 dB SNR (against the whole track's power)."""
     info = _with_audio(src)
-    signal, rate = decode_audio(src, mono=False)
+    signal, rate = decode_native_audio(src, mono=False)
     power = float(np.mean(signal.astype(np.float64) ** 2)) if signal.size else 0.0
     if power <= 0:
         raise Unchanged("silent audio track (no signal to set the noise against)")
@@ -140,7 +140,7 @@ def white_noise_20db(src: Path, dst: Path) -> None:
 def trim_silence(src: Path, dst: Path) -> None:
     """Leading and trailing silence cut from both streams (see mmdf.audit.silence)."""
     info = _with_audio(src)
-    signal, rate = decode_audio(src)
+    signal, rate = decode_native_audio(src)
     span = sound_span(signal, rate)
     if span is None:
         raise Unchanged("silent audio track (nothing but silence to trim)")

@@ -16,10 +16,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from mmdf.audit.media import decode_audio, probe_clip
+from mmdf.audit.media import decode_native_audio, probe_clip
 from mmdf.audit.silence import leading_silence
-from mmdf.errors import MmdfError
-from mmdf.metrics import SHORTCUT_AUC, roc_auc
+from mmdf.metrics import SHORTCUT_AUC, cue_auc
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def clip_cues(path: str | Path) -> dict:
                 frame_rate=float(info.fps) if info.fps else np.nan)
     if info.has_audio:
         try:
-            signal, rate = decode_audio(path)
+            signal, rate = decode_native_audio(path)
             cues["leading_silence_s"] = leading_silence(signal, rate)
         except Exception as exc:  # noqa: BLE001 - a broken audio track leaves only that cue unknown
             log.debug("audio of %s did not decode: %s", path, exc)
@@ -70,12 +69,7 @@ def probe_aucs(cues: pd.DataFrame, targets: pd.Series, warn_at: float = WARN_AT)
     rows = []
     for cue in CUES:
         known = cues[cue].notna()
-        auc = np.nan
-        if known.any():
-            try:
-                auc = roc_auc(y[known].to_numpy(), cues.loc[known, cue].to_numpy(float))
-            except MmdfError:
-                pass  # one class only among the clips with this cue
+        auc = cue_auc(y.to_numpy(), cues[cue].to_numpy(float))
         strength = max(auc, 1 - auc) if np.isfinite(auc) else np.nan
         direction = "-" if not np.isfinite(auc) or auc == 0.5 else (
             "higher in fakes" if auc > 0.5 else "lower in fakes")

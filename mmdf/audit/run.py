@@ -87,18 +87,15 @@ def score(run_dir: Path, paths: list[str], config: AuditConfig) -> pd.DataFrame:
     """``predict_clips`` on ``paths`` (the one scoring route of the project).
 
     Its feature cache goes under ``audit/cache/features`` (so that the audit's
-    perturbed copies stay out of the run's own predict cache), where this version
-    of ``predict_clips`` takes a cache folder.
+    perturbed copies stay out of the run's own predict cache); a perturbation
+    copies the stream it leaves alone, so that half's features are shared with
+    the unperturbed clip's (``share_streams``), not made again.
     """
-    import inspect
-
     from mmdf.predict.predict import predict_clips
 
-    optional = {"cache_dir": AuditCache(run_dir / "audit" / "cache", config.split).features,
-                "progress": config.progress}
-    accepted = inspect.signature(predict_clips).parameters
-    extra = {k: v for k, v in optional.items() if k in accepted}
-    return predict_clips(run_dir, paths, batch_size=config.batch_size, workers=config.workers, **extra)
+    return predict_clips(run_dir, paths, batch_size=config.batch_size, workers=config.workers,
+                         cache_dir=AuditCache(run_dir / "audit" / "cache", config.split).features,
+                         progress=config.progress, share_streams=True)
 
 
 def score_all(run_dir: Path, done: dict[str, pd.DataFrame], config: AuditConfig) -> dict[str, pd.DataFrame]:

@@ -16,6 +16,10 @@ prepared again until it changes (or its features are deleted); and
 ``scores/<branch>-<models>.jsonl`` the probability each branch gave it, keyed
 also by the size and mtime of the branch's fold files, so a second call on the
 same files runs no model either (a retrained branch scores them anew).
+With ``share_streams`` (the audit's perturbed copies), ``stream_index.jsonl``
+records each half by the digest of the stream it was made from
+(:mod:`mmdf.prepare.streams`), so a file whose audio or video stream is a copy
+of one prepared before links that half instead of making it again.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from mmdf.files import fsync_path
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "predict_index.jsonl"
+STREAM_INDEX_FILE = "stream_index.jsonl"
+# a half's outcomes that follow from its stream alone (an error might be the file's or the machine's)
+SHAREABLE = ("ok", "no_face")
 
 
 @dataclass
@@ -167,23 +174,92 @@ def _record(row: dict, root: Path) -> dict:
 
 
 def prepared_rows(group: PrepareGroup, index: FeatureIndex, paths: list[Path], resolved: list[str],
-                  sources: list[str], workers: int | None) -> pd.DataFrame:
+                  sources: list[str], workers: int | None, streams: StreamIndex | None = None) -> pd.DataFrame:
     """Manifest rows (split ``predict``) of existing ``paths``, in order; only new or changed files are prepared.
 
     ``resolved``/``sources``: each path resolved, and its size:mtime
-    (:func:`mmdf.prepare.cache.source_fingerprint`).
+    (:func:`mmdf.prepare.cache.source_fingerprint`). With ``streams``, a half
+    whose stream was prepared before (in this call or an earlier one) is linked,
+    not made again; a file whose stream twin is made in this call waits for it.
     """
-    from mmdf.prepare import runner
     from mmdf.prepare.manifest import assemble_manifest
 
     records = [index.get(r, s) for r, s in zip(resolved, sources)]
     todo = [i for i, rec in enumerate(records) if rec is None]
-    if todo:
-        fresh = runner.prepare_clips([paths[i] for i in todo], group.cfg, workers=workers).reset_index(drop=True)
-        made = [(resolved[i], sources[i], _record(fresh.iloc[j].to_dict(), group.root)) for j, i in enumerate(todo)]
-        index.add(made)
-        for (_, _, rec), i in zip(made, todo):
+    keys = {i: stream_keys(paths[i], group.cfg.prepare) for i in todo} if streams is not None else {}
+    for batch in _passes(todo, keys, streams):
+        borrow = [streams.lend(keys[i], group.root) if streams is not None else None for i in batch]
+        for i, rec in zip(batch, _prepare(group, [paths[i] for i in batch], workers, borrow)):
             records[i] = rec
+        index.add([(resolved[i], sources[i], records[i]) for i in batch])
+        if streams is not None:
+            streams.keep([(keys[i], records[i]) for i in batch])
     clips = pd.DataFrame({"split": "predict", "video_name": [p.name for p in paths],
                           "target": pd.array([pd.NA] * len(paths), dtype="Int8"), "path": resolved})
     return assemble_manifest(clips, records, group.root)
+
+
+def _prepare(group: PrepareGroup, paths: list[Path], workers: int | None, borrow: list) -> list[dict]:
+    from mmdf.prepare import runner
+
+    fresh = runner.prepare_clips(paths, group.cfg, workers=workers, borrow=borrow).reset_index(drop=True)
+    return [_record(fresh.iloc[j].to_dict(), group.root) for j in range(len(paths))]
+
+
+def _passes(todo: list[int], keys: dict[int, dict], streams: StreamIndex | None) -> list[list[int]]:
+    """The files to prepare now, then those whose stream twin is among them (so that they can borrow)."""
+    first, later, seen = [], [], set()
+    for i in todo:
+        mine = set(keys.get(i, {}).values())
+        if streams is not None and any(k in seen and streams.half(k) is None for k in mine):
+            later.append(i)
+        else:
+            first.append(i)
+            seen |= mine
+    return [b for b in (first, later) if b]
+
+
+def stream_keys(path: Path, prepare) -> dict[str, str]:
+    """``{kind: digest}`` of each half a file has (see :mod:`mmdf.prepare.streams`)."""
+    from mmdf.prepare.row import FEATURE_FILES
+    from mmdf.prepare.streams import stream_key
+
+    keys = {kind: stream_key(path, kind, prepare.max_duration) for kind in FEATURE_FILES}
+    return {k: v for k, v in keys.items() if v is not None}
+
+
+class StreamIndex(JsonlIndex):
+    """The halves prepared into one cache root, by the digest of the stream each was made from."""
+
+    SOURCE = "v1"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        super().__init__(self.root / STREAM_INDEX_FILE)
+
+    def half(self, key: str) -> dict | None:
+        """What a half made from this stream set in its row (its feature file still there), or None."""
+        from mmdf.prepare.row import FEATURE_FILES
+
+        found, half = self.lookup(key, self.SOURCE)
+        if not found:
+            return None
+        file = half.get(FEATURE_FILES[key.split(":")[0]]) or ""
+        return half if not file or (self.root / file).is_file() else None
+
+    def lend(self, keys: dict[str, str], root: Path) -> dict | None:
+        """The :attr:`ClipTask.borrow` of a file whose halves have these stream keys."""
+        lent = {kind: (str(root), half) for kind, key in keys.items() if (half := self.half(key)) is not None}
+        return lent or None
+
+    def keep(self, made: list[tuple[dict, dict]]) -> None:
+        """Remember the halves of freshly prepared records whose outcome follows from the stream alone."""
+        from mmdf.prepare.row import KIND_FIELDS, KIND_STATUS
+
+        entries = []
+        for keys, record in made:
+            for kind, key in keys.items():
+                if record.get(KIND_STATUS[kind]) in SHAREABLE and self.half(key) is None:
+                    half = {f: record.get(f) for f in KIND_FIELDS[kind]}
+                    entries.append((key, self.SOURCE, {**half, "error": record.get("error") or ""}))
+        self.add(entries)

@@ -69,12 +69,14 @@ class Predictor:
     """A finished run loaded once: branches, their preprocessing passes, stacker, calibration, threshold.
 
     ``expected``: the paths this call will score, so that only their entries of the feature index are held.
+    ``share_streams``: reuse a half whose stream another file prepared before had (see
+    :mod:`mmdf.predict.features`); it costs a read of every new file, and pays where files share streams.
     """
 
     def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None, fpr: float | None = None,
-                 progress: bool = True, expected: Iterable[Path] | None = None):
+                 progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False):
         from mmdf.config import load_config
-        from mmdf.predict.features import FeatureIndex, prepare_groups, score_cache
+        from mmdf.predict.features import FeatureIndex, StreamIndex, prepare_groups, score_cache
         from mmdf.stack.calibration import load_calibration, pick_threshold
         from mmdf.train.branches import get_branch
 
@@ -93,6 +95,7 @@ class Predictor:
         self.group_of = {b: g for g in self.groups for b in g.branches}
         wanted = {str(Path(p).resolve()) for p in expected} if expected is not None else None
         self.indexes = {id(g): FeatureIndex(g.root, wanted) for g in self.groups}  # only these files' rows
+        self.streams = {id(g): StreamIndex(g.root) if share_streams else None for g in self.groups}
         self.scores = {b: score_cache(self.group_of[b].root, b, d, wanted) for b, d in dirs.items()}
         for trained in self.trained.values():
             if hasattr(trained, "cfg"):  # the branches' own progress bars follow ours
@@ -124,7 +127,8 @@ class Predictor:
         t0 = time.perf_counter()
         resolved = [str(p.resolve()) for p in paths]
         sources = [source_fingerprint(p) for p in paths]
-        rows = {id(g): prepared_rows(g, self.indexes[id(g)], paths, resolved, sources, workers) for g in self.groups}
+        rows = {id(g): prepared_rows(g, self.indexes[id(g)], paths, resolved, sources, workers, self.streams[id(g)])
+                for g in self.groups}
         t1 = time.perf_counter()
         keys = [f"{i:09d}" for i in range(len(paths))]  # names may repeat across folders
         preds = {b: pd.DataFrame({"video_name": keys, "prob": self._branch_probs(b, rows, resolved, sources)})
@@ -194,13 +198,15 @@ class Predictor:
 def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size: int = 256,
                   workers: int | None = None, *, out: str | Path | None = None, fmt: str | None = None,
                   resume: bool = False, cache_dir: str | Path | None = None, fpr: float | None = None,
-                  recursive: bool = False, progress: bool = True, stdin=None) -> pd.DataFrame:
+                  recursive: bool = False, progress: bool = True, stdin=None,
+                  share_streams: bool = False) -> pd.DataFrame:
     """Score clips with a finished run; one row per input, in input order (columns: see the module docstring).
 
     ``out``: the scores file, appended chunk by chunk (``fmt`` csv or json
     lines); ``resume`` keeps the rows it already holds for the same inputs and
     scores the rest. ``cache_dir``: predict's feature cache (default
     ``<run>/predict_cache``). ``fpr``: which stored operating point decides.
+    ``share_streams``: see :class:`Predictor`.
     """
     from tqdm.auto import tqdm
 
@@ -209,7 +215,8 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     if batch_size < 1:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")
     paths = collect_inputs(inputs, recursive=recursive, stdin=stdin)
-    predictor = Predictor(run_dir, cache_dir=cache_dir, fpr=fpr, progress=progress, expected=paths)
+    predictor = Predictor(run_dir, cache_dir=cache_dir, fpr=fpr, progress=progress, expected=paths,
+                          share_streams=share_streams)
     writer = ScoresWriter(out, format_for(out, fmt), predictor.columns) if out is not None else None
     parts = [writer.open([str(p) for p in paths], resume)] if writer is not None else []
     start = len(parts[0]) if parts else 0

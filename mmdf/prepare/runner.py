@@ -168,11 +168,13 @@ def merge_shards(cfg) -> pd.DataFrame:
     return _write_manifest(clips, read_journal_table(root), root)
 
 
-def prepare_clips(paths: list[str | Path], cfg, workers: int | None = None) -> pd.DataFrame:
+def prepare_clips(paths: list[str | Path], cfg, workers: int | None = None,
+                  borrow: list[dict | None] | None = None) -> pd.DataFrame:
     """Prepare arbitrary clips (not in label files, e.g. for `mmdf predict`) into the same cache.
 
     Returns manifest rows (split ``predict``, target NA) in the order of ``paths``;
-    a path that does not exist gets status ``missing``.
+    a path that does not exist gets status ``missing``. ``borrow``: per path, the
+    halves to link from an earlier clip's features (:attr:`ClipTask.borrow`).
     """
     root = cache_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
@@ -185,9 +187,10 @@ def prepare_clips(paths: list[str | Path], cfg, workers: int | None = None) -> p
             "exists": [Path(p).is_file() for p in paths],
         }
     )
+    lent = borrow or [None] * len(paths)
     tasks = [
-        ClipTask("predict", r.video_name, r.path, clip_stem("predict", r.video_name, r.path))
-        for r in clips.itertuples(index=False) if r.exists
+        ClipTask("predict", r.video_name, r.path, clip_stem("predict", r.video_name, r.path), lent[i])
+        for i, r in enumerate(clips.itertuples(index=False)) if r.exists
     ]
     collected: dict[str, ManifestRow] = {}
     run_tasks(tasks, cfg.prepare, root, None, workers=workers,

@@ -47,7 +47,9 @@ CALIBRATION_FILE = "calibration.json"
 FORMAT = 1
 # No calibrated probability is more certain than this (the smoothed targets keep them well inside).
 PROB_CLIP = 1e-3
-KINDS = ("isotonic", "platt")
+KINDS = ("none", "platt", "isotonic")  # in order of preference on a tie
+NAMES = {"none": "nothing (no calibrator lowered the cross-validated OOF log-loss)",
+         "platt": "Platt scaling", "isotonic": "isotonic regression"}
 
 
 def fit_calibrator(kind: str, score: np.ndarray, y: np.ndarray) -> dict:
@@ -62,6 +64,8 @@ def fit_calibrator(kind: str, score: np.ndarray, y: np.ndarray) -> dict:
     """
     score = np.asarray(score, dtype=float)
     y = np.asarray(y, dtype=int)
+    if kind == "none":
+        return {"kind": kind}
     if kind == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip").fit(score, y)
         steps = pd.DataFrame({"step": iso.predict(score), "y": y}).groupby("step")["y"].agg(["sum", "count"])
@@ -82,7 +86,9 @@ def fit_calibrator(kind: str, score: np.ndarray, y: np.ndarray) -> dict:
 def apply_calibrator(cal: dict, score) -> np.ndarray:
     """Calibrated probabilities of raw scores (NaN stays NaN); isotonic as scikit-learn predicts it."""
     score = np.asarray(score, dtype=float)
-    if cal["kind"] == "isotonic":
+    if cal["kind"] == "none":
+        p = score
+    elif cal["kind"] == "isotonic":
         p = np.interp(score, np.asarray(cal["x"], dtype=float), np.asarray(cal["y"], dtype=float))
     else:
         p = expit(cal["coef"] * logit(score) + cal["intercept"])
@@ -218,11 +224,14 @@ def calibrate_and_report(cfg, stack_dir: Path, data, chosen: str, oof: dict, pre
     info = calibrate_stack(stack_dir, data, chosen, oof, preds, cfg.stack)
     cal = info["calibration"]
     keep, score, y = _scored(oof[chosen], data.X["train"]["n_branches_scored"], data.y_train)
-    panels = {"train, stacked OOF": (y, {"uncalibrated": score, f"{cal['kind']} (cross-validated)":
-                                         cross_val_calibrated(cal["kind"], score, y, data.fold[keep])})}
+    panels = {"train, stacked OOF": (y, {"uncalibrated": score})}
+    if cal["kind"] != "none":
+        panels["train, stacked OOF"][1][f"{cal['kind']} (cross-validated)"] = \
+            cross_val_calibrated(cal["kind"], score, y, data.fold[keep])
     if "val" in preds and data.y_val is not None:
         _, val, y_val = _scored(preds["val"][chosen], data.X["val"]["n_branches_scored"], data.y_val)
-        panels["val"] = (y_val, {"uncalibrated": val, cal["kind"]: apply_calibrator(cal, val)})
+        panels["val"] = (y_val, {"uncalibrated": val} if cal["kind"] == "none" else
+                         {"uncalibrated": val, cal["kind"]: apply_calibrator(cal, val)})
     image = plot_reliability(panels, Path(stack_dir) / "reliability.png")
     if Path(report).is_file():
         insert_section(report, calibration_lines(info, image, Path(report).parent))

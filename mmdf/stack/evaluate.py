@@ -11,18 +11,24 @@ from sklearn.base import clone
 from mmdf.metrics import TPR_KEY, score_report
 
 
-def cross_val_oof(estimator, X: pd.DataFrame, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Stacked out-of-fold probabilities: each fold predicted by a clone fitted on the others.
+def cross_val_fit(estimator, X: pd.DataFrame, y: np.ndarray, fold: np.ndarray) -> tuple[np.ndarray, list]:
+    """Stacked out-of-fold probabilities, each fold predicted by a clone fitted on the others; and the clones.
 
     ``fold`` must be the branches' own fold of every row, so that no row's
     branch prediction or stacker prediction ever came from a model that saw it.
     """
     oof = np.full(len(y), np.nan)
+    models = []
     for k in np.unique(fold):
         held = fold == k
-        model = clone(estimator).fit(X.loc[~held], y[~held])
-        oof[held] = model.predict_proba(X.loc[held])[:, 1]
-    return oof
+        models.append(clone(estimator).fit(X.loc[~held], y[~held]))
+        oof[held] = models[-1].predict_proba(X.loc[held])[:, 1]
+    return oof, models
+
+
+def cross_val_oof(estimator, X: pd.DataFrame, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The stacked out-of-fold probabilities of :func:`cross_val_fit` alone."""
+    return cross_val_fit(estimator, X, y, fold)[0]
 
 
 def score(y: np.ndarray | None, p: np.ndarray | None) -> dict:

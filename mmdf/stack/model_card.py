@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.files import atomic_write
+from mmdf.stack.calibration import NAMES
 from mmdf.stack.report import markdown_table, thresholds_table
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def metrics_lines(table: pd.DataFrame, chosen: str, calibration: dict) -> list[s
 def calibration_card_lines(calibration: dict) -> list[str]:
     cal = calibration["calibration"]
     lines = ["## Calibration and thresholds", "",
-             f"`prob` from `mmdf predict` is the `{calibration['method']}` score calibrated by **{cal['kind']}** "
+             f"`prob` from `mmdf predict` is the `{calibration['method']}` score calibrated by **{NAMES[cal['kind']]}** "
              f"(chosen by OOF log-loss cross-validated on the folds: "
              + ", ".join(f"{k} {v:.4f}" for k, v in cal["oof_log_loss_cv"].items())
              + f"; uncalibrated {cal['oof_log_loss_raw']:.4f})."]

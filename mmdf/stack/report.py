@@ -16,6 +16,7 @@ from sklearn.metrics import roc_curve
 
 from mmdf.files import atomic_write
 from mmdf.metrics import DEFAULT_MAX_FPR, roc_auc
+from mmdf.stack.calibration import NAMES
 
 
 def pyplot():
@@ -204,7 +205,7 @@ def calibration_lines(info: dict, image: Path | None, report_dir: Path) -> list[
     cal = info["calibration"]
     cv = ", ".join(f"{k} {v:.4f}" for k, v in cal["oof_log_loss_cv"].items())
     lines = ["## Calibration and operating thresholds (for `mmdf predict`)", "",
-             f"`{info['method']}`'s score is calibrated by **{cal['kind']}** (lowest OOF log-loss cross-validated "
+             f"`{info['method']}`'s score is calibrated by **{NAMES[cal['kind']]}** (lowest OOF log-loss cross-validated "
              f"on the branches' folds: {cv}; uncalibrated {cal['oof_log_loss_raw']:.4f}), fitted on "
              f"{info['n_oof']} scored train clips."]
     if "val_log_loss" in info:

@@ -10,7 +10,7 @@ Outputs (under ``<run_dir>``)::
     stack/test_pred.csv     chosen method on test: video_name, prob, n_branches_scored
     stack/metrics.json      the table, the chosen method, counts, the inputs' fingerprint
     stack/stacker.json      the fitted chosen method and fallback as plain data (for `mmdf predict`)
-    stack/lightgbm.txt      the LightGBM model fitted on all train OOF
+    stack/lightgbm_fold<k>.txt  the LightGBM stacker of each fold, in LightGBM's model text
     stack/roc.png, stack/hist.png
     submission.csv          video_name,<stack.pred_column>
     report.md
@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from mmdf.config import save_config, to_dict
 from mmdf.data.folds import FOLD_COL
@@ -39,7 +38,8 @@ from mmdf.data.labels import NAME_COL, TARGET_COL, read_labels
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write, json_safe
 from mmdf.stack.baselines import make_methods, with_fallback
-from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_oof, score_table
+from mmdf.stack.ensemble import FoldEnsemble
+from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_fit, score_table
 from mmdf.stack.features import build_features
 from mmdf.stack.inputs import (SPLIT_FILES, BranchOutputs, check_covers, load_branches, resolve_folds,
                                split_names, split_targets)
@@ -148,7 +148,8 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     rel_dirs = {b.name: os.path.relpath(b.dir, cfg.run_dir) for b in branches}
     save_stacker(stack_dir, method=chosen, estimator=fitted[chosen], fallback=fitted[FALLBACK],
                  features=list(data.X["train"].columns), branches=rel_dirs, use_metadata=data.use_metadata)
-    fitted[FALLBACK].booster_.save_model(str(stack_dir / "lightgbm.txt"))
+    for k, member in enumerate(fitted[FALLBACK].members):
+        member.booster_.save_model(str(stack_dir / f"lightgbm_fold{k}.txt"))
     submission, note = _submission(cfg, data, preds, chosen)
     metrics = _metrics(cfg, data, table, chosen, selection, fitted, rel_dirs, submission, fingerprint)
     metrics["shortcuts"] = shortcuts
@@ -160,6 +161,8 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     write_model_card(cfg, data, table, chosen,
                      calibrate_and_report(cfg, stack_dir, data, chosen, oof, preds, cfg.run_dir / REPORT_NAME))
     # --- end of the `mmdf predict` block
+    from mmdf.audit.report import link_from_report
+    link_from_report(cfg.run_dir)  # the report was rewritten: keep the link to an earlier audit
     with atomic_write(stack_dir / "metrics.json") as tmp:  # last: its presence marks a finished stack
         tmp.write_text(json.dumps(metrics, indent=2))
     _log_table(table, chosen)
@@ -204,17 +207,18 @@ def gather(cfg, branches: list[BranchOutputs], manifest: pd.DataFrame | None) ->
 
 
 def fit_methods(methods: dict, X: dict[str, pd.DataFrame], y_train: np.ndarray, fold: np.ndarray):
-    """Stacked OOF of every method on the branches' folds, then each fitted on all train OOF.
+    """Stacked OOF of every method on the branches' folds, and its fold models averaged.
 
-    Returns ``(oof, fitted, preds)``: ``{method: OOF probs}``, ``{method: estimator}``,
+    Returns ``(oof, fitted, preds)``: ``{method: OOF probs}``, ``{method:
+    FoldEnsemble}`` (see :mod:`mmdf.stack.ensemble` for why not a refit),
     ``{split: {method: probs}}`` for the other splits of ``X``. Clips no branch
     scored take the metadata-aware LightGBM's score whatever the method.
     """
     oof, fitted = {}, {}
     for name, est in methods.items():
         log.info("stacking: cross-validating %s on %d folds", name, len(np.unique(fold)))
-        oof[name] = cross_val_oof(est, X["train"], y_train, fold)
-        fitted[name] = clone(est).fit(X["train"], y_train)
+        oof[name], members = cross_val_fit(est, X["train"], y_train, fold)
+        fitted[name] = FoldEnsemble(members)
     preds = {split: {n: m.predict_proba(X[split])[:, 1] for n, m in fitted.items()}
              for split in X if split != "train"}
     for split, by_method in [("train", oof), *preds.items()]:
@@ -288,7 +292,7 @@ def _metrics(cfg, data: StackData, table, chosen, selection, fitted, rel_dirs, s
         "n_val": len(data.X["val"]) if "val" in data.X else 0,
         "n_test": len(data.test_names) if data.test_names is not None else 0,
         "unscored_by_any_branch": _unscored(data),
-        "lightgbm_best_iteration": int(fitted[FALLBACK].best_iteration_),
+        "lightgbm_best_iteration": [int(m.best_iteration_) for m in fitted[FALLBACK].members],
         "features": list(data.X["train"].columns),
         "branches": rel_dirs,
         "submission": SUBMISSION_NAME if submission else None,

@@ -1,8 +1,9 @@
 """The fitted stacker on disk as plain data, so that `mmdf predict` can score new clips with it.
 
 ``stack/stacker.json`` holds the chosen method and the LightGBM fallback for
-clips no branch scored, each as its class name, parameters and fitted state
-in plain numbers (LightGBM's state is its own model text), plus the feature
+clips no branch scored, each as its fold models (:mod:`mmdf.stack.ensemble`),
+each of those as its class name, parameters and fitted state in plain
+numbers (LightGBM's state is its own model text), plus the feature
 list and the branch folders (relative to the run folder). Nothing is
 unpickled: a run folder made by someone else is safe to open.
 """
@@ -18,23 +19,28 @@ import pandas as pd
 from mmdf.data.labels import NAME_COL
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write
+from mmdf.stack.ensemble import FoldEnsemble
 from mmdf.stack.baselines import BranchScore, LogisticStacker, MeanScore, RankMeanScore, with_fallback
 from mmdf.stack.features import build_features
 from mmdf.stack.inputs import BranchOutputs
 from mmdf.stack.stacker import LGBMStacker
 
 STACKER_FILE = "stacker.json"
-FORMAT = 2
+FORMAT = 3
 ESTIMATORS = {cls.__name__: cls for cls in (BranchScore, MeanScore, RankMeanScore, LogisticStacker, LGBMStacker)}
 
 
 def _plain(est) -> dict:
+    if isinstance(est, FoldEnsemble):
+        return {"class": "FoldEnsemble", "members": [_plain(m) for m in est.members]}
     params = est.plain_params() if hasattr(est, "plain_params") else {
         k: list(v) if isinstance(v, tuple) else v for k, v in est.get_params(deep=False).items()}
     return {"class": type(est).__name__, "params": params, "state": est.to_dict()}
 
 
 def _rebuild(entry: dict, path: Path):
+    if entry.get("class") == "FoldEnsemble":
+        return FoldEnsemble([_rebuild(m, path) for m in entry["members"]])
     cls = ESTIMATORS.get(entry.get("class"))
     if cls is None:
         raise MmdfError(f"{path}: unknown stacking method class {entry.get('class')!r}; "

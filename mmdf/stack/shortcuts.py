@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from mmdf.metrics import SHORTCUT_AUC
+from mmdf.metrics import SHORTCUT_AUC, cue_auc
 from mmdf.stack.baselines import LogisticStacker
 from mmdf.stack.evaluate import cross_val_oof
 from mmdf.stack.features import metadata_features
@@ -26,12 +26,9 @@ WARN_AUC = SHORTCUT_AUC
 
 
 def _auc(y: np.ndarray, x: pd.Series) -> float | None:
-    """AUC of one cue in its better direction (NaN rows left out); None where it cannot tell."""
-    keep = x.notna().to_numpy()
-    if keep.sum() < 2 or len(np.unique(y[keep])) < 2 or x[keep].nunique() < 2:
-        return None
-    auc = float(roc_auc_score(y[keep], x[keep]))
-    return max(auc, 1.0 - auc)
+    """A cue's AUC in its better direction; None where it cannot tell (one class, one value)."""
+    auc = cue_auc(y, x.to_numpy(dtype=float))
+    return None if np.isnan(auc) or x.nunique() < 2 else max(auc, 1.0 - auc)
 
 
 def shortcut_check(manifest: pd.DataFrame, names: list[str], y: np.ndarray, fold: np.ndarray,
