@@ -28,7 +28,6 @@ from mmdf.errors import MmdfError
 from mmdf.train.branches import all_branches, get_branch
 from mmdf.train.branches.base import Branch
 from mmdf.train.loop import train_step
-from mmdf.train.models import create_model, normalization
 from mmdf.train.runtime import Runtime, resolve_runtime
 
 AMP_NAMES = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -108,10 +107,11 @@ def bench_branch(cfg: Config, branch: Branch, manifest: pd.DataFrame | None = No
             from mmdf.prepare.manifest import load_manifest
             manifest = load_manifest(cfg)
         rows = manifest[branch.usable(manifest) & (manifest["split"] == "train").to_numpy()]
-        model = create_model(section.model, key=f"train.{branch.name}.model").to(rt.device)
+        model = branch.create_model(section.model, cfg.prepare).to(rt.device)
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)
-        ds = branch.dataset(rows, section, *normalization(model, section.model.in_chans), train=True)
+        rows = branch.training_rows(rows)
+        ds = branch.dataset(rows, section, *branch.normalization(model, section, rows), train=True)
         loader = DataLoader(ds, tcfg.batch_size, shuffle=True, num_workers=tcfg.num_workers, drop_last=True,
                             pin_memory=rt.device.type == "cuda", persistent_workers=tcfg.num_workers > 0)
         n_batches = min(steps, len(loader))

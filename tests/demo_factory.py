@@ -7,6 +7,7 @@ DEMO_SHRINK = [
     "train.epochs=1", "train.num_workers=0", "train.progress=false", "train.batch_size=16",
     "train.audio.model.name=test_efficientnet", "train.audio.input_size=[32,32]",
     "train.visual.model.name=test_efficientnet", "train.visual.input_size=32",
+    "train.sync.pairs_per_clip=4",
     "stack.lightgbm.min_child_samples=2",
 ]
 TINY_DEMO_SIZES = {"n_train": 24, "n_val": 12, "n_test": 8}

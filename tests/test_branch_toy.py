@@ -73,7 +73,7 @@ def toy_registered():
 
 
 def test_toy_branch_trains_and_stacks_beside_the_others(tmp_path, toy_registered):
-    assert list(all_branches()) == ["audio", "visual", "audio_stats", "visual_stats", "toy"]
+    assert list(all_branches()) == ["audio", "visual", "sync", "audio_stats", "visual_stats", "sync_stats", "toy"]
     manifest = make_manifest(tmp_path)
     cfg = tiny_config(tmp_path, extra=["train.toy.height=8", "stack.lightgbm.min_child_samples=2"])
     assert cfg.train.section("toy").height == 8
@@ -97,7 +97,8 @@ def test_toy_branch_is_a_train_subcommand_and_an_experiment_step(toy_registered)
 
     args = build_parser().parse_args(["train", "toy", "--config", "x.yaml"])
     assert args.branch == "toy"
-    assert step_names() == ("prepare", "audio", "visual", "audio_stats", "visual_stats", "toy", "stack")
+    assert step_names() == ("prepare", "audio", "visual", "sync", "audio_stats", "visual_stats", "sync_stats", "toy",
+                            "stack")
     cfg = tiny_config(Path("/tmp"))
     other = tiny_config(Path("/tmp"), extra=["train.toy.height=4"])
     assert fingerprint("toy", cfg) != fingerprint("toy", other)  # it reads its own section

@@ -21,8 +21,8 @@ from mmdf.cli import main
 from mmdf.data.config import DataConfig
 from mmdf.data.labels import load_dataset, read_labels
 from mmdf.demo.dataset import FORMAT_VERSION, make_clip, make_demo_dataset
-from mmdf.demo.plan import HARD_CASES, KINDS, SPLIT_DIRS, plan_dataset
-from mmdf.demo.render import render_audio, render_frames
+from mmdf.demo.plan import FPS, HARD_CASES, KINDS, SPLIT_DIRS, SYNC_METHODS, SYNC_OFFSET_RANGE, plan_dataset
+from mmdf.demo.render import mouth_track, render_audio, render_frames
 from mmdf.errors import MmdfError
 
 SIZES = dict(n_train=16, n_val=8, n_test=4, seed=3)
@@ -128,7 +128,7 @@ def test_audio_fakes_lose_the_band_above_8khz(demo, manifest):
     with_voice = manifest[~manifest["hard_case"].isin(["no_audio", "silent"])]
     levels = {r["video_name"]: high_band_level(decode_audio(clip(demo, r))) for _, r in with_voice.iterrows()}
     fake = [levels[n] for n in with_voice.loc[with_voice["kind"].isin(["fake_audio", "fake_both"]), "video_name"]]
-    genuine = [levels[n] for n in with_voice.loc[with_voice["kind"].isin(["real", "fake_visual"]), "video_name"]]
+    genuine = [levels[n] for n in with_voice.loc[with_voice["kind"].isin(["real", "fake_visual", "fake_sync"]), "video_name"]]
     assert fake and genuine and max(fake) + 20 < min(genuine), (fake, genuine)
 
 
@@ -146,6 +146,59 @@ def test_each_fake_changes_only_its_modality():
     # only the inner face changed: a region smaller than the 150 px face plus head motion
     assert changed.any() and np.ptp(ys) < 160 and np.ptp(xs) < 140
     assert not changed[:, :30].any() and not changed[:, -30:].any() and not changed[-30:].any()
+
+
+@pytest.mark.parametrize("method", SYNC_METHODS)
+def test_a_sync_fake_is_its_real_twin_but_for_the_mouth(method):
+    spec = next(s for s in plan_dataset(**SIZES) if s.fake_sync and s.sync_method == method)
+    twin = spec.as_real()
+    assert spec.target == 1 and not (spec.fake_video or spec.fake_audio or spec.hard_case)
+    assert np.array_equal(render_audio(spec), render_audio(twin))
+    fake, real = np.stack(list(render_frames(spec))), np.stack(list(render_frames(twin)))
+    opening, twin_opening = mouth_track(spec), mouth_track(twin)
+    same = opening == twin_opening
+    assert (~same).sum() > len(same) // 2, "out of step most of the time"
+    assert all(np.array_equal(fake[i], real[i]) for i in np.flatnonzero(same))
+    changed = (fake != real).any(axis=3)
+    assert changed[~same].any(axis=(1, 2)).mean() > 0.9
+    for i in np.flatnonzero(~same):  # where the openings differ, only the mouth did
+        ys, xs = np.nonzero(changed[i])
+        assert len(ys) == 0 or (np.ptp(ys) < 40 and np.ptp(xs) < 60), (i, np.ptp(ys), np.ptp(xs))
+
+
+def best_lag(fake: np.ndarray, real: np.ndarray, max_lag: int) -> int:
+    """The lag (frames) at which fake[i] best matches real[i + lag]: Pearson correlation over the overlap."""
+    n = len(fake)
+
+    def corr(lag: int) -> float:
+        a, b = fake[max(0, -lag) : n - max(0, lag)], real[max(0, lag) : n - max(0, -lag)]
+        return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else -1.0
+
+    return max(range(-max_lag, max_lag + 1), key=corr)
+
+
+def test_an_offset_sync_fake_mouths_the_voice_shifted_by_its_offset():
+    offsets = [s for s in plan_dataset(60, 20, 20, seed=0) if s.fake_sync and s.sync_method == "offset"]
+    assert len(offsets) >= 4 and {np.sign(s.sync_offset) for s in offsets} == {-1.0, 1.0}
+    max_lag = int(np.ceil(SYNC_OFFSET_RANGE[1] * FPS)) + 1
+    for s in offsets:
+        assert SYNC_OFFSET_RANGE[0] <= abs(s.sync_offset) <= SYNC_OFFSET_RANGE[1]
+        assert s.manifest_row()["sync_fake_method"] == f"offset_{s.sync_offset:+.2f}s"
+        lag = best_lag(mouth_track(s), mouth_track(s.as_real()), max_lag)
+        assert abs(lag - s.sync_offset * FPS) <= 1, (s.video_name, s.sync_offset * FPS, lag)
+
+
+@pytest.mark.parametrize("sizes", [(60, 20, 20), (100, 100, 100)])
+def test_every_split_has_sync_fakes_and_none_with_a_hard_case(sizes):
+    specs = plan_dataset(*sizes, seed=0)
+    for split in SPLIT_DIRS:
+        sync = [s for s in specs if s.split == split and s.fake_sync]
+        assert sync and all(s.hard_case == "" and s.target == 1 for s in sync), split
+    assert {s.sync_method for s in specs if s.fake_sync} == set(SYNC_METHODS)
+    rows = [s.manifest_row() for s in specs]
+    assert all((r["sync_fake_method"] != "") == (r["kind"] == "fake_sync") for r in rows)
+    assert {r["sync_fake_method"] for r in rows} >= {"", "other_utterance"}
+    assert all(s.sync_method == "" and s.sync_offset == 0 for s in specs if not s.fake_sync)
 
 
 def test_rerun_is_a_noop_and_a_lost_clip_comes_back_identical(demo, manifest):
@@ -182,13 +235,14 @@ def test_plan_mixes_kinds_and_spreads_hard_cases(sizes):
     for split, n in zip(("train", "val", "test"), sizes):
         rows = [s for s in specs if s.split == split]
         kinds = Counter(s.kind for s in rows)
-        assert all(abs(kinds[k] - n * share) < 1 for k, share in zip(KINDS, (0.4, 0.2, 0.2, 0.2))), kinds
+        assert all(abs(kinds[k] - n * share) < 1 for k, share in zip(KINDS, (0.4, 0.15, 0.15, 0.15, 0.15), strict=True)), kinds
         hard = Counter(s.hard_case for s in rows if s.hard_case)
         assert set(hard) == (set(HARD_CASES) if n >= 8 else set()), (split, hard)
         assert all(c <= max(1, round(0.04 * n)) for c in hard.values())
         for s in rows:  # a hard case never removes the faked modality
             assert not (s.hard_case in ("no_audio", "silent") and s.fake_audio)
             assert not (s.hard_case == "no_face" and s.fake_video)
+            assert not (s.hard_case and s.fake_sync)  # a sync fake needs a talking face, a voice and time
     if sizes[0] >= 100:  # labels spread: each hard case has real and fake clips overall
         for case in HARD_CASES:
             assert {s.target for s in specs if s.hard_case == case} == {0, 1}, case

@@ -413,7 +413,7 @@ def test_demo_experiment_end_to_end_in_processes(tiny_demo, capsys):
 
     before = {p: p.stat().st_mtime_ns for p in (root / "method=mean").rglob("*") if p.is_file()}
     assert main(args + ["--dry-run"]) == 0
-    assert capsys.readouterr().out.count(" done") == 2 * 6  # prepare, 4 branches, stack; 2 variants
+    assert capsys.readouterr().out.count(" done") == 2 * 8  # prepare, 6 branches, stack; 2 variants
     assert main(args) == 0
     after = {p: p.stat().st_mtime_ns for p in (root / "method=mean").rglob("*") if p.is_file()}
     assert after == before

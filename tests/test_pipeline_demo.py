@@ -31,7 +31,7 @@ def demo_run(tiny_demo):
 
 def test_demo_configs_share_one_run_and_one_cache():
     cfgs = load_pipeline(demo_config_dir() / "pipeline.yaml").trials[0].configs
-    assert set(cfgs) == {"prepare", "audio", "visual", "audio_stats", "visual_stats", "stack"}
+    assert set(cfgs) == {"prepare", "audio", "visual", "sync", "audio_stats", "visual_stats", "sync_stats", "stack"}
     assert {c.run_dir for c in cfgs.values()} == {cfgs["stack"].run_dir}
     assert len({(c.data, c.prepare, c.folds) == (cfgs["prepare"].data, cfgs["prepare"].prepare, cfgs["prepare"].folds)
                 for c in cfgs.values()}) == 1
@@ -46,7 +46,7 @@ def test_demo_writes_submission_and_report(demo_run):
     assert sub["y_pred"].between(0, 1).all() and sub["y_pred"].notna().all()
     report = (run_dir / "report.md").read_text()
     assert "tpr@fpr=0.001" in report and "no_face" in report and "roc.png" in report
-    for branch in ("audio", "visual", "audio_stats", "visual_stats"):
+    for branch in ("audio", "visual", "sync", "audio_stats", "visual_stats", "sync_stats"):
         oof = pd.read_csv(run_dir / branch / "oof.csv")
         assert len(oof) == 24  # every train clip, scored or NaN with its status
         assert json.loads((run_dir / branch / "metrics.json").read_text())["oof"]["auc"] >= 0

@@ -192,22 +192,28 @@ def test_a_copy_with_one_stream_reencoded_makes_only_the_other_half(run, tmp_pat
     src = folder / "clip.mp4"
     crf32(src, tmp_path / "video_changed.mp4")  # audio copied
     resample_16k(src, tmp_path / "audio_changed.mp4")  # video copied
+    from mmdf.prepare import mouth as mouth_module
+
     made = []
     for name in ("_make_mel", "_make_faces"):
         real = getattr(clip_module, name)
         monkeypatch.setattr(clip_module, name,
                             lambda job, real=real, name=name: made.append((name, Path(job.task.path).name)) or real(job))
+    real_track = mouth_module.mouth_track
+    monkeypatch.setattr(mouth_module, "mouth_track",  # the sync half's costly part: the mouth over its window
+                        lambda path, *a: made.append(("mouth_track", Path(path).name)) or real_track(path, *a))
     inputs = [src, tmp_path / "video_changed.mp4", tmp_path / "audio_changed.mp4"]
     scores = predict_clips(run_dir, inputs, cache_dir=tmp_path / "cache", progress=False, share_streams=True)
     assert sorted(made) == [("_make_faces", "clip.mp4"), ("_make_faces", "video_changed.mp4"),
-                            ("_make_mel", "audio_changed.mp4"), ("_make_mel", "clip.mp4")]
+                            ("_make_mel", "audio_changed.mp4"), ("_make_mel", "clip.mp4"),
+                            ("mouth_track", "clip.mp4"), ("mouth_track", "video_changed.mp4")]
     by = scores.set_index("video_name")
     assert by.loc["audio_changed.mp4", "visual_prob"] == by.loc["clip.mp4", "visual_prob"]
     assert by.loc["video_changed.mp4", "audio_prob"] == by.loc["clip.mp4", "audio_prob"]
     assert (by["status"] == "ok").all()
     made.clear()
     predict_clips(run_dir, inputs[1:], cache_dir=tmp_path / "plain", progress=False)  # the default shares nothing
-    assert len(made) == 4
+    assert len(made) == 6
 
 
 def test_stream_keys_follow_the_stream_not_the_file(tmp_path):

@@ -16,6 +16,7 @@ from mmdf.errors import LabelError, MmdfError
 from mmdf.prepare.cache import cache_root, read_journal
 from mmdf.prepare.manifest import COLUMNS, load_manifest
 from mmdf.prepare.runner import merge_shards, prepare_dataset
+from mmdf.prepare.row import FEATURE_FILES
 
 FAST = [
     "prepare.isolate=false", "prepare.progress=false", "prepare.faces.num_frames=4",
@@ -191,7 +192,7 @@ def test_shards_and_merge_equal_single_run(single_run, dataset, tmp_path):
     assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
     assert sum(len(p) for p in parts) == len(manifest)
     merged = merge_shards(cfg3)
-    cols = [c for c in COLUMNS if c not in ("mel_file", "faces_file", "path")]
+    cols = [c for c in COLUMNS if c not in (*FEATURE_FILES.values(), "path")]
     pd.testing.assert_frame_equal(merged[cols], manifest[cols], check_exact=False, atol=1e-4)
     for a, b in zip(merged.mel_file, manifest.mel_file):
         if a:

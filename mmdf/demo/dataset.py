@@ -32,7 +32,7 @@ from mmdf.files import atomic_write
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = DEMO_DATA_ROOT
-FORMAT_VERSION = 3  # bump whenever the same arguments would render different clips
+FORMAT_VERSION = 4  # bump whenever the same arguments would render different clips
 MARKER = "demo_data.json"
 LABEL_FILES = {"train": "trainset_label.txt", "val": "valset_label.txt", "test": "testset_list.txt"}
 
@@ -135,9 +135,10 @@ def make_demo_dataset(
 ) -> Path:
     """Write the synthetic FFDV-layout dataset to ``out`` and return ``out``.
 
-    About 40% real clips and 20% each of ``fake_visual``, ``fake_audio`` and
-    ``fake_both``; ~3% each of the hard cases ``no_audio``, ``no_face``,
-    ``short`` and ``silent`` (at least one each per split from 8 clips on).
+    About 40% real clips and 15% each of ``fake_visual``, ``fake_audio``,
+    ``fake_both`` and ``fake_sync`` (real face and voice, out of step); ~3%
+    each of the hard cases ``no_audio``, ``no_face``, ``short`` and ``silent``
+    (at least one each per split from 8 clips on; never on a sync fake).
     ``workers=0`` uses every core. The labels, the manifest and every clip's
     pixels and samples are fixed by the seed and the sizes.
     """

@@ -4,6 +4,12 @@ The whole dataset is planned up front in one process from the seed, so the
 label files and the manifest are byte-identical for a seed whatever the
 number of workers, and a clip's pixels and samples depend only on its
 :class:`ClipSpec` (see :mod:`mmdf.demo.render`).
+
+A sync fake (``fake_sync``) keeps the real face and the real voice and only
+puts them out of step, so neither modality alone tells it from a real clip: it
+is there for a detector that looks at both together. It needs a talking face
+and a voice that speaks, and a clip long enough to show a second's offset, so
+no hard case pairs with it.
 """
 
 from __future__ import annotations
@@ -19,18 +25,24 @@ FPS = 25
 SAMPLE_RATE = 22050
 FRAME_SIZE = 256
 
-KINDS = ("real", "fake_visual", "fake_audio", "fake_both")
-KIND_SHARE = {"real": 0.4, "fake_visual": 0.2, "fake_audio": 0.2, "fake_both": 0.2}
+KINDS = ("real", "fake_visual", "fake_audio", "fake_both", "fake_sync")
+KIND_SHARE = {"real": 0.4, "fake_visual": 0.15, "fake_audio": 0.15, "fake_both": 0.15, "fake_sync": 0.15}
 HARD_CASES = ("no_audio", "no_face", "short", "silent")
 HARD_CASE_SHARE = 0.03
 # A hard case only pairs with kinds whose fake modality it keeps: a clip
-# without a voice cannot carry an audio fake, one without a face no visual fake.
+# without a voice cannot carry an audio fake, one without a face no visual fake,
+# and a sync fake needs both and more than half a second to be out of step.
 HARD_CASE_KINDS = {
     "no_audio": ("real", "fake_visual"),
     "silent": ("real", "fake_visual"),
     "no_face": ("real", "fake_audio"),
-    "short": KINDS,
+    "short": ("real", "fake_visual", "fake_audio", "fake_both"),
 }
+# How a sync fake is out of step: the mouth says another utterance of the
+# speaker, or the voiced one shifted by SYNC_OFFSET_RANGE seconds (either sign).
+SYNC_METHODS = ("other_utterance", "offset")
+SYNC_OFFSET_RANGE = (0.3, 1.5)
+SYNC_STREAM = 100  # clip-seed stream that draws a sync fake's method (render.py's ingredient streams are 0-7)
 SPLIT_DIRS = {"train": "trainset", "val": "valset", "test": "testset"}
 
 
@@ -58,6 +70,8 @@ class ClipSpec:
     swap_identity: int  # donor face of visual fakes; -1 otherwise
     speaker: Speaker
     fake_speaker: Speaker | None  # converted voice of audio fakes
+    sync_method: str  # "" or one of SYNC_METHODS (sync fakes)
+    sync_offset: float  # seconds the mouth leads the voice (> 0) or lags it (< 0) in "offset" sync fakes; 0 otherwise
     duration: float  # seconds
     n_frames: int
     clip_seed: int
@@ -79,9 +93,20 @@ class ClipSpec:
     def fake_audio(self) -> bool:
         return self.kind in ("fake_audio", "fake_both")
 
+    @property
+    def fake_sync(self) -> bool:
+        """A real face and a real voice, out of step."""
+        return self.kind == "fake_sync"
+
     def as_real(self) -> "ClipSpec":
         """The same clip before any manipulation (same scene, face, voice and noise)."""
-        return replace(self, kind="real", target=0)
+        return replace(self, kind="real", target=0, sync_method="", sync_offset=0.0)
+
+    def sync_fake_method(self) -> str:
+        """``other_utterance``, ``offset_+0.73s`` (mouth leads) / ``offset_-0.73s`` (lags), or "" when in step."""
+        if not self.fake_sync:
+            return ""
+        return f"offset_{self.sync_offset:+.2f}s" if self.sync_method == "offset" else self.sync_method
 
     def manifest_row(self) -> dict:
         """The manifest's record of how the clip was made."""
@@ -100,6 +125,7 @@ class ClipSpec:
             "fake_voice_formant_scale": round(fake.formant_scale, 4) if fake else "",
             "audio_fake_method": "pitch_timbre_convert+griffinlim_16k" if self.fake_audio else "",
             "visual_fake_method": "faceswap_blend_lowres" if self.fake_video else "",
+            "sync_fake_method": self.sync_fake_method(),
             "duration": round(self.duration, 4),
             "n_frames": self.n_frames,
             "fps": FPS,
@@ -136,6 +162,14 @@ def _converted(speaker: Speaker, rng: np.random.Generator) -> Speaker:
         formant_scale=float(speaker.formant_scale * rng.uniform(0.9, 1.1)),
         tilt=float(np.clip(speaker.tilt + rng.uniform(-0.15, 0.15), 0.4, 0.9)),
     )
+
+
+def _sync(clip_seed: int) -> tuple[str, float]:
+    """A sync fake's method and offset, from the clip's own stream (about half each)."""
+    rng = np.random.default_rng([clip_seed, SYNC_STREAM])
+    if rng.random() < 0.5:
+        return "other_utterance", 0.0
+    return "offset", float(rng.choice([-1, 1]) * rng.uniform(*SYNC_OFFSET_RANGE))
 
 
 def _kinds(n: int, rng: np.random.Generator) -> list[str]:
@@ -182,6 +216,8 @@ def plan_dataset(n_train: int, n_val: int, n_test: int, seed: int = 0) -> list[C
             kind = kinds[i]
             speaker = speaker_for(identity, seed)
             fake_speaker = _converted(speaker, rng)
+            clip_seed = int(rng.integers(2**31))
+            sync_method, sync_offset = _sync(clip_seed) if kind == "fake_sync" else ("", 0.0)
             specs.append(
                 ClipSpec(
                     split=split,
@@ -194,9 +230,11 @@ def plan_dataset(n_train: int, n_val: int, n_test: int, seed: int = 0) -> list[C
                     swap_identity=swap if kind in ("fake_visual", "fake_both") else -1,
                     speaker=speaker,
                     fake_speaker=fake_speaker if kind in ("fake_audio", "fake_both") else None,
+                    sync_method=sync_method,
+                    sync_offset=sync_offset,
                     duration=n_frames / FPS,
                     n_frames=n_frames,
-                    clip_seed=int(rng.integers(2**31)),
+                    clip_seed=clip_seed,
                     snr_db=float(rng.uniform(18, 32)),
                 )
             )

@@ -3,7 +3,8 @@
 Each row is one clip: four frames, then its mel spectrogram as the audio
 branch sees it (128 mel bands over 0-11 kHz, low frequencies at the bottom);
 the caption gives the kind and the hard case. Visual fakes show a blurred,
-colour-shifted inner face with a seam; audio fakes an empty band above 8 kHz.
+colour-shifted inner face with a seam; audio fakes an empty band above 8 kHz;
+sync fakes look and sound real (the caption says how they are out of step).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _pick_rows(manifest: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     return pd.concat(rows).head(n_rows)
 
 
-def write_preview(out: str | Path, n_rows: int = 12) -> Path:
+def write_preview(out: str | Path, n_rows: int = 14) -> Path:
     """Write ``out/preview.png`` from a finished demo dataset and return its path."""
     out = Path(out)
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
@@ -67,6 +68,8 @@ def write_preview(out: str | Path, n_rows: int = 12) -> Path:
         caption = f"{r['kind']}{' / ' + r['hard_case'] if r['hard_case'] else ''}  {r['identity']}"
         if r["swap_identity"]:
             caption += f" <- {r['swap_identity']}"
+        if r.get("sync_fake_method", ""):
+            caption += f"  mouth: {r['sync_fake_method']}"
         cv2.rectangle(row, (0, 0), (row.shape[1], 18), (0, 0, 0), -1)
         cv2.putText(row, caption, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
         rows.append(row)

@@ -4,6 +4,14 @@ Each ingredient draws from its own random stream keyed by the clip seed, so a
 fake differs from its real twin (``spec.as_real()``) only in the manipulated
 modality: an audio fake has exactly the real clip's frames, a visual fake
 exactly its samples.
+
+A sync fake has exactly its twin's samples and its twin's frames but for the
+mouth: lip-sync deepfakes and badly muxed dubs leave each stream genuine and
+break only the agreement between lips and voice, so the one cue must be that
+agreement, not an artefact of either stream. Its mouth follows either another
+utterance of the same speaker (a lip-synced sentence that was never said) or
+the voiced one shifted 0.3-1.5 s ahead or behind (a sound track out of
+step).
 """
 
 from __future__ import annotations
@@ -16,10 +24,11 @@ import numpy as np
 
 from mmdf.demo import voice
 from mmdf.demo.faces import Person, Swap, make_person, skimage_data
-from mmdf.demo.plan import FPS, FRAME_SIZE, ClipSpec
+from mmdf.demo.plan import FPS, FRAME_SIZE, SYNC_STREAM, ClipSpec
 
 # random stream per ingredient (second key of the generator's seed)
-_SCENE, _SWAP, _UTTERANCE, _VOICE, _ROOM, _FAKE_VOICE, _VOCODER = range(7)
+_SCENE, _SWAP, _UTTERANCE, _VOICE, _ROOM, _FAKE_VOICE, _VOCODER, _MOUTH_UTTERANCE = range(8)
+assert SYNC_STREAM >= 8  # the plan's own stream stays apart from the ingredients
 _TEXTURES = ("brick.png", "grass.png", "gravel.png", "coffee.png", "hubble_deep_field.jpg", "rocket.jpg", "color.png")
 
 
@@ -79,6 +88,16 @@ def _motion(rng: np.random.Generator, n_frames: int) -> np.ndarray:
     return out
 
 
+def mouth_track(spec: ClipSpec) -> np.ndarray:
+    """(n_frames,) how far the mouth is open in each frame, in [0, 1]."""
+    if spec.hard_case == "silent":
+        return np.zeros(spec.n_frames, np.float32)  # nobody speaks: the mouth stays shut
+    # (a no_audio clip shows someone talking whose track was lost)
+    other = spec.fake_sync and spec.sync_method == "other_utterance"
+    mouthed = voice.plan_utterance(spec.duration, _rng(spec, _MOUTH_UTTERANCE if other else _UTTERANCE))
+    return voice.mouth_openings(mouthed, spec.n_frames, offset_s=spec.sync_offset if spec.fake_sync else 0.0)
+
+
 def render_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
     """Yield the clip's ``n_frames`` frames, (256, 256, 3) uint8 RGB, one at a time."""
     scene = _rng(spec, _SCENE)
@@ -89,10 +108,7 @@ def render_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
         person = make_person(spec.identity, int(scene.integers(104, 150)), size, scene)
     motion = _motion(scene, spec.n_frames)
     light = 1 + 0.03 * np.sin(2 * np.pi * scene.uniform(0.05, 0.3) * np.arange(spec.n_frames) / FPS + scene.uniform(0, 6.3))
-    openings = voice.mouth_openings(voice.plan_utterance(spec.duration, _rng(spec, _UTTERANCE)), spec.n_frames)
-    if spec.hard_case == "silent":
-        openings = np.zeros_like(openings)  # nobody speaks: the mouth stays shut
-    # (a no_audio clip shows someone talking whose track was lost)
+    openings = mouth_track(spec)
     swap = swap_rng = None
     if person is not None and spec.fake_video:
         swap_rng = _rng(spec, _SWAP)

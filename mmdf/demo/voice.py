@@ -177,11 +177,19 @@ def vocode(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE) -
     return (out * (np.abs(audio).max() / (np.abs(out).max() + 1e-9))).astype(np.float32)
 
 
-def mouth_openings(utt: Utterance, n_frames: int) -> np.ndarray:
-    """(n_frames,) loudness envelope of the voice per video frame, in [0, 1]."""
+def mouth_openings(utt: Utterance, n_frames: int, offset_s: float = 0.0) -> np.ndarray:
+    """(n_frames,) loudness envelope of the voice per video frame, in [0, 1].
+
+    ``offset_s`` shifts the lookup: frame time t shows the envelope at
+    t + ``offset_s`` (> 0: the mouth leads the voice, < 0: it lags), and a
+    mouth whose shifted time falls outside the utterance is closed. A sync
+    fake's mouth talks out of step with a voice that is itself untouched.
+    """
     env = np.maximum(utt.voiced, 0.6 * utt.fricative)
-    t = (np.arange(n_frames) + 0.5) / FPS * _CONTROL_RATE
+    t = ((np.arange(n_frames) + 0.5) / FPS + offset_s) * _CONTROL_RATE
     # average over each frame's 40 ms window
     k = int(_CONTROL_RATE / FPS)
     smooth = np.convolve(env, np.ones(k) / k, mode="same")
-    return np.clip(np.interp(t, np.arange(len(env)), smooth), 0, 1).astype(np.float32)
+    openings = np.clip(np.interp(t, np.arange(len(env)), smooth), 0, 1).astype(np.float32)
+    openings[(t < 0) | (t > len(env) - 1)] = 0  # before or after the utterance: nothing said
+    return openings

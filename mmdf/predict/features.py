@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "predict_index.jsonl"
 STREAM_INDEX_FILE = "stream_index.jsonl"
-# a half's outcomes that follow from its stream alone (an error might be the file's or the machine's)
-SHAREABLE = ("ok", "no_face")
+
 
 
 @dataclass
@@ -221,10 +220,10 @@ def _passes(todo: list[int], keys: dict[int, dict], streams: StreamIndex | None)
 
 def stream_keys(path: Path, prepare) -> dict[str, str]:
     """``{kind: digest}`` of each half a file has (see :mod:`mmdf.prepare.streams`)."""
-    from mmdf.prepare.row import FEATURE_FILES
-    from mmdf.prepare.streams import stream_key
+    from mmdf.prepare.streams import AUDIO_KIND, SYNC_KIND, VIDEO_KIND, stream_key
 
-    keys = {kind: stream_key(path, kind, prepare.max_duration) for kind in FEATURE_FILES}
+    keys = {kind: stream_key(path, kind, prepare.max_duration) for kind in (AUDIO_KIND, VIDEO_KIND)}
+    keys[SYNC_KIND] = keys[VIDEO_KIND] and f"{SYNC_KIND}:{keys[VIDEO_KIND]}"  # see mmdf.prepare.streams
     return {k: v for k, v in keys.items() if v is not None}
 
 
@@ -254,12 +253,13 @@ class StreamIndex(JsonlIndex):
 
     def keep(self, made: list[tuple[dict, dict]]) -> None:
         """Remember the halves of freshly prepared records whose outcome follows from the stream alone."""
+        from mmdf.prepare.cache import BORROWABLE
         from mmdf.prepare.row import KIND_FIELDS, KIND_STATUS
 
         entries = []
         for keys, record in made:
             for kind, key in keys.items():
-                if record.get(KIND_STATUS[kind]) in SHAREABLE and self.half(key) is None:
+                if record.get(KIND_STATUS[kind]) in BORROWABLE[kind] and self.half(key) is None:
                     half = {f: record.get(f) for f in KIND_FIELDS[kind]}
                     entries.append((key, self.SOURCE, {**half, "error": record.get("error") or ""}))
         self.add(entries)

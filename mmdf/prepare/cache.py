@@ -7,6 +7,7 @@ same parameters reuse it)::
     params.json                      the parameters behind the key
     mel/<split>/<video_name>.npy     (H, W) uint8 mel image (see clip_stem)
     faces/<split>/<video_name>.npy   (N, S, S, 3) uint8 face crops
+    sync/<split>/<video_name>.npz    mouth crops and audio over a window of frames (see mouth.SyncTrack)
     journal/shard-<i>-of-<n>.jsonl   one line per finished clip, appended as clips finish
     prepare-<i>-of-<n>.lock          held by the `mmdf prepare` of that shard while it runs
     manifest.parquet                 every clip of the label files, written at the end
@@ -36,12 +37,12 @@ import pandas as pd
 
 from mmdf.files import atomic_write
 from mmdf.prepare.journal import read_journal, read_journal_table  # noqa: F401 - read_journal: public here
-from mmdf.prepare.row import FEATURE_FILES, KEY_FIELDS, KIND_FIELDS, KIND_STATUS, plain_record
+from mmdf.prepare.row import FEATURE_FILES, FEATURE_SUFFIX, KEY_FIELDS, KIND_FIELDS, KIND_STATUS, plain_record
 
 # Bump when the feature code changes what it writes for the same parameters.
 FEATURE_VERSION = 1
 # Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
-BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face")}
+BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face"), "sync": ("ok",)}
 # Parameters that change how fast features are made, not what they are.
 NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
 # Parameters of both halves: a sibling cache lends a half only when these agree too.
@@ -97,14 +98,20 @@ def clip_stem(split: str, video_name: str, path: str | Path | None = None) -> st
 
 
 def feature_relpath(kind: str, split: str, stem: str) -> str:
-    """Path of a feature file relative to the cache root (``kind`` is 'mel' or 'faces')."""
-    return f"{kind}/{split}/{stem}.npy"
+    """Path of a feature file relative to the cache root (``kind`` is 'mel', 'faces' or 'sync')."""
+    return f"{kind}/{split}/{stem}{FEATURE_SUFFIX[kind]}"
 
 
 def save_array(path: str | Path, array: np.ndarray) -> None:
     """``np.save``, atomically (a killed worker never leaves a truncated feature)."""
     with atomic_write(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
+
+
+def save_arrays(path: str | Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` of named arrays, atomically; read back with ``np.load(path, allow_pickle=False)``."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -147,8 +154,8 @@ def _text(value) -> str:
 def finished(root: Path, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """(done mask, current source fingerprints) of clips joined with their journal rows.
 
-    ``frame`` has ``path``, ``exists`` and the journal's ``source``,
-    ``mel_file``, ``faces_file`` (NA where the clip has no row). A clip is
+    ``frame`` has ``path``, ``exists`` and the journal's ``source`` and
+    feature files (NA where the clip has no row). A clip is
     done when it exists, is unchanged since its row was written and the row's
     feature files exist. One pass, no per-clip objects kept beyond the two results.
     """

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from mmdf.prepare.audio import mel_image
-from mmdf.prepare.cache import feature_relpath, link_feature, save_array, source_fingerprint
+from mmdf.prepare.cache import feature_relpath, link_feature, save_array, save_arrays, source_fingerprint
 from mmdf.prepare.config import PrepareConfig
 from mmdf.prepare.faces import FaceDetector, faces_from_frames
 from mmdf.prepare.media import (
@@ -92,6 +92,11 @@ VIDEO = _Half("faces", "video", "visual_status", "no_video", "the clip has no vi
               lambda i: i.has_video, lambda i: i.video_duration)
 
 
+# needs both streams: its own checks (see _run_sync); `has`/`seconds` say what it reads
+SYNC = _Half("sync", "sync", "sync_status", "no_audio", "the clip has no audio track",
+             lambda i: i.has_audio and i.has_video, lambda i: min(i.audio_duration, i.video_duration))
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, MediaError):
         return str(exc)
@@ -121,8 +126,8 @@ def process_clip(task: ClipTask, cfg: PrepareConfig, detector: FaceDetector | No
                       span_start=round(span[0], 4), span_end=round(span[1], 4), source=source_fingerprint(task.path))
     job = _Job(task, info, span, cfg, detector, Path(root))
     notes, truncated = [], False
-    for half, make in ((AUDIO, _make_mel), (VIDEO, _make_faces)):
-        outcome = _run_half(job, half, make)
+    for half, make in ((AUDIO, _make_mel), (VIDEO, _make_faces), (SYNC, _make_sync)):
+        outcome = _run_sync(job) if half is SYNC else _run_half(job, half, make)
         for name, value in outcome.fields.items():
             setattr(row, name, value)
         notes += [f"{half.label}: {outcome.note}"] if outcome.note else []
@@ -148,6 +153,35 @@ def _run_half(job: _Job, half: _Half, make: Callable[[_Job], _Outcome]) -> _Outc
         return make(job)
     except Exception as exc:  # noqa: BLE001
         return _Outcome({half.status: exc.status if isinstance(exc, MediaError) else "corrupt"}, _describe(exc))
+
+
+def _run_sync(job: _Job) -> _Outcome:
+    """The sync half: both streams present (the halves above already said which one is not), else made."""
+    if not (job.info.has_audio and job.info.has_video):
+        return _Outcome({"sync_status": "no_audio" if not job.info.has_audio else "no_video"})
+    try:
+        return _make_sync(job)
+    except Exception as exc:  # noqa: BLE001
+        return _Outcome({"sync_status": exc.status if isinstance(exc, MediaError) else "corrupt"}, _describe(exc))
+
+
+def _make_sync(job: _Job) -> _Outcome:
+    """Cache the mouth and audio of the sync window (see mmdf.prepare.mouth).
+
+    With a lent ``sync`` half (a file whose video stream is this one's), its
+    mouth crops are taken and only the audio of the same frames is made anew.
+    """
+    from mmdf.prepare.mouth import SyncTrack, mouth_track, with_audio_of
+
+    lent = (job.task.borrow or {}).get("sync")
+    if lent is not None:
+        donor = SyncTrack.load(Path(lent[0]) / lent[1]["sync_file"])
+        track = with_audio_of(donor, job.task.path, job.cfg.sync)
+    else:
+        track = mouth_track(job.task.path, job.span, job.cfg.sync, job.cfg.faces, job.detector)
+    rel = feature_relpath("sync", job.task.split, job.task.stem)
+    save_arrays(job.root / rel, **track.arrays())
+    return _Outcome({"sync_status": "ok", "sync_file": rel})
 
 
 def _cut_short(job: _Job, half: _Half, decoded: float) -> tuple[bool, float, str]:

@@ -56,6 +56,20 @@ class FaceConfig:
 
 
 @dataclass
+class SyncConfig:
+    """The sync half (see :mod:`mmdf.prepare.mouth`): every frame of a window, the mouth in each, its audio."""
+
+    window: float = 4.0  # seconds from the middle of the used span (all of it when shorter)
+    min_frames: int = 25  # a window with fewer frames (a clip under ~1 s) is `too_short` for sync
+    frame_size: int = 480  # longer side the window's frames are scaled down to (the crops are small)
+    detect_frames: int = 3  # frames of the window MTCNN looks at; the mouth is interpolated between them
+    mouth_size: int = 48  # grey mouth crops (S, S) uint8
+    mouth_scale: float = 0.5  # side of the mouth (and upper-face) region, in face-box widths
+    sample_rate: int = 16000  # the audio features' rate
+    n_mels: int = 40  # coarse log-mel bands per video frame
+
+
+@dataclass
 class PrepareConfig:
     """How `mmdf prepare` runs; the fields of ``cache.NOT_IN_KEY`` (speed only) do not change the cache key."""
 
@@ -78,3 +92,4 @@ class PrepareConfig:
     isolate: bool = True
     mel: MelConfig = field(default_factory=MelConfig)
     faces: FaceConfig = field(default_factory=FaceConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)

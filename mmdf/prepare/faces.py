@@ -21,10 +21,12 @@ from mmdf.prepare.media import read_frames
 
 @dataclass
 class Detection:
-    """Faces found in one frame, in full-resolution pixels: boxes (n, 4) x1,y1,x2,y2 and probs (n,)."""
+    """Faces found in one frame, in full-resolution pixels: boxes (n, 4) x1,y1,x2,y2 and probs (n,);
+    with ``landmarks=True``, MTCNN's five points (n, 5, 2): eyes, nose, mouth corners."""
 
     boxes: np.ndarray
     probs: np.ndarray
+    points: np.ndarray | None = None
 
 
 @dataclass
@@ -51,7 +53,7 @@ class FaceDetector:
             device=device,
         )
 
-    def detect(self, frames: np.ndarray, downscale: bool = True) -> list[Detection]:
+    def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False) -> list[Detection]:
         """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call."""
         import cv2
         import torch
@@ -67,13 +69,19 @@ class FaceDetector:
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))
                 batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in batch])
             with torch.inference_mode():
-                boxes, probs = self.mtcnn.detect(batch)
-            for b, p in zip(boxes, probs):
-                if b is None:
-                    out.append(Detection(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
-                else:
-                    out.append(Detection((np.asarray(b) / scale).astype(np.float32), np.asarray(p, np.float32)))
+                found = self.mtcnn.detect(batch, landmarks=landmarks)
+            points = found[2] if landmarks else [None] * len(batch)
+            out += [_detection(b, p, q, scale) for b, p, q in zip(found[0], found[1], points)]
         return out
+
+
+def _detection(boxes, probs, points, scale: float) -> Detection:
+    """One frame's MTCNN output in full-resolution pixels (empty arrays where it found nothing)."""
+    if boxes is None:
+        return Detection(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                         None if points is None else np.zeros((0, 5, 2), np.float32))
+    pts = None if points is None else (np.asarray(points) / scale).astype(np.float32)
+    return Detection((np.asarray(boxes) / scale).astype(np.float32), np.asarray(probs, np.float32), pts)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

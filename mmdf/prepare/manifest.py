@@ -6,14 +6,14 @@ Columns (the contract the trainer and stacker rely on): the label columns
 
     status, error, audio_status, visual_status, duration, has_audio,
     frames_sampled, frames_with_face, face_conf_mean, audio_share,
-    video_share, span_start, span_end, mel_file, faces_file
+    video_share, span_start, span_end, mel_file, faces_file, sync_status, sync_file
 
 ``status`` is the clip's first problem in the order of
 :data:`mmdf.prepare.row.STATUS_ORDER` (missing, corrupt, truncated,
 too_short, no_audio, no_video, no_face), else ``ok``; the module docstring of
 :mod:`mmdf.prepare.row` says what each status means. A branch uses a
-modality whose own status (``audio_status``/``visual_status``) is ``ok``.
-``mel_file``/``faces_file`` are absolute paths of the cached ``.npy`` files,
+modality whose own status (``audio_status``/``visual_status``/``sync_status``) is ``ok``.
+``mel_file``/``faces_file``/``sync_file`` are absolute paths of the cached feature files,
 or ``""`` where none was made. On disk the feature paths are stored relative
 to the cache root, so a cache can be moved or shared between machines.
 """

@@ -67,6 +67,9 @@ class ManifestRow:
     span_end: float = _col("float", default=NAN)
     mel_file: str = _col("str", kind="mel", default="")
     faces_file: str = _col("str", kind="faces", default="")
+    # the sync half: mouth and audio over a window of frames (mmdf.prepare.mouth); needs both streams
+    sync_status: str = _col("str", kind="sync", default="ok")
+    sync_file: str = _col("str", kind="sync", default="")
     prepared_at: float = _col("float", journal_only=True, default=0.0)
     source: str = _col("str", journal_only=True, default="")  # size:mtime of the clip (see cache.source_fingerprint)
 
@@ -74,7 +77,7 @@ class ManifestRow:
     def failed(cls, split: str, video_name: str, status: str, error: str, source: str = "") -> "ManifestRow":
         """A clip whose features could not be made at all (missing or unreadable file)."""
         return cls(split, video_name, status=status, error=error, audio_status=status, visual_status=status,
-                   source=source)
+                   sync_status=status, source=source)
 
     @classmethod
     def from_record(cls, record: dict) -> "ManifestRow":
@@ -87,7 +90,8 @@ class ManifestRow:
         return dataclasses.asdict(self)
 
     def overall_status(self, truncated: bool = False) -> str:
-        """First problem of the two modalities (and ``truncated`` when a stream stopped short)."""
+        """First problem of the two modalities (and ``truncated`` when a stream stopped short); the sync
+        half, made from both, says its own problems in ``sync_status`` only."""
         present = {self.audio_status, self.visual_status} | ({"truncated"} if truncated else set())
         return next((s for s in STATUS_ORDER if s in present), "ok")
 
@@ -100,9 +104,10 @@ def _fields(**wanted) -> list[dataclasses.Field]:
 ROW_COLUMNS = [f.name for f in _fields(journal_only=False) if f.name not in KEY_FIELDS]
 DTYPES = {f.name: f.metadata["dtype"] for f in dataclasses.fields(ManifestRow)}
 # the fields each half of the features fills in (a half borrowed from a sibling cache copies these)
-KIND_FIELDS = {kind: tuple(f.name for f in _fields(kind=kind)) for kind in ("mel", "faces")}
-FEATURE_FILES = {"mel": "mel_file", "faces": "faces_file"}
-KIND_STATUS = {"mel": "audio_status", "faces": "visual_status"}
+KIND_FIELDS = {kind: tuple(f.name for f in _fields(kind=kind)) for kind in ("mel", "faces", "sync")}
+FEATURE_FILES = {"mel": "mel_file", "faces": "faces_file", "sync": "sync_file"}
+FEATURE_SUFFIX = {"mel": ".npy", "faces": ".npy", "sync": ".npz"}  # sync: several arrays of one window
+KIND_STATUS = {"mel": "audio_status", "faces": "visual_status", "sync": "sync_status"}
 
 
 def plain(value: Any) -> Any:

@@ -38,7 +38,7 @@ from mmdf.prepare.clip import ClipTask, empty_row, init_worker, run_task, set_wo
 from mmdf.prepare.journal import JournalWriter, RowTable, concat_tables, read_journal_table
 from mmdf.prepare.lock import cache_lock
 from mmdf.prepare.manifest import absolutize, assemble_manifest, build_manifest, write_manifest
-from mmdf.prepare.row import KEY_FIELDS, ManifestRow
+from mmdf.prepare.row import FEATURE_FILES, KEY_FIELDS, ManifestRow
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def clips_to_do(cfg, root: Path, mine: pd.DataFrame, table: pd.DataFrame, force:
     unchanged since; ``force`` redoes every existing clip and borrows nothing.
     """
     merged = mine[[*KEY_FIELDS, "path", "exists"]].merge(
-        table[[*KEY_FIELDS, "source", "mel_file", "faces_file"]], on=list(KEY_FIELDS), how="left")
+        table.reindex(columns=[*KEY_FIELDS, "source", *FEATURE_FILES.values()]), on=list(KEY_FIELDS), how="left")
     done, sources = finished(root, merged)
     need = merged["exists"].to_numpy(dtype=bool) & (~done | force)
     todo = merged.loc[need, [*KEY_FIELDS, "path"]].reset_index(drop=True)

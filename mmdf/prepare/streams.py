@@ -10,6 +10,8 @@ where the clip is cut to ``prepare.max_duration``, and for the audio the
 container's duration (the mel image is padded to it); for the video the first
 frame's rotation (a display matrix can be changed without touching a packet).
 The feature parameters themselves are in the cache folder's key already.
+The sync half reads both streams; its key is the video's (the mouth crops are
+its cost), and a file lent one makes only the audio of the same frames anew.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from mmdf.prepare.media import open_without_video_probe, probe, used_span
 
-AUDIO_KIND, VIDEO_KIND = "mel", "faces"
+AUDIO_KIND, VIDEO_KIND, SYNC_KIND = "mel", "faces", "sync"
 
 
 def _codec_params(stream) -> list:
@@ -52,6 +54,11 @@ def _open(path, kind: str):
 def stream_key(path: str | Path, kind: str, max_duration: float | None) -> str | None:
     """The digest of what the ``kind`` half (``mel``/``faces``) of ``path`` depends on; ``None`` where
     the file has no such stream or cannot be read (it is then prepared, and its status said, as usual)."""
+    if kind == SYNC_KIND:  # the sync half's costly part is the video's: shared with the same video stream
+        video = stream_key(path, VIDEO_KIND, max_duration)
+        return video and f"{SYNC_KIND}:{video}"
+    if kind not in (AUDIO_KIND, VIDEO_KIND):
+        return None
     try:
         info = probe(path)
         span = used_span(info.duration, max_duration)

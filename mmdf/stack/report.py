@@ -7,6 +7,7 @@ tie-breaker metric lives at FPR = 1e-3, invisible on a linear axis.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -69,6 +70,49 @@ def plot_roc(panels: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], 
     return save_figure(fig, path)
 
 
+def plot_by_kind(table: pd.DataFrame, path: Path) -> Path:
+    """Box plots of each column of ``table`` per value of its ``kind`` column (real first), one panel each."""
+    plt = pyplot()
+    table = table[table["kind"].notna()]
+    kinds = ["real", *sorted(k for k in table["kind"].unique() if k != "real")]
+    columns = [c for c in table.columns if c != "kind"]
+    n_cols = min(4, len(columns))
+    n_rows = -(-len(columns) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.0 * n_rows), squeeze=False)
+    for ax, col in zip(axes.ravel(), columns):
+        data = [table.loc[table["kind"] == k, col].dropna().to_numpy() for k in kinds]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(kinds) + 1), [k.replace("fake_", "") for k in kinds], rotation=30)
+        ax.set_title(col, fontsize=9)
+    for ax in axes.ravel()[len(columns):]:
+        ax.axis("off")
+    return save_figure(fig, path)
+
+
+def kind_table(oof: pd.DataFrame, val: pd.DataFrame | None, kinds: dict, chosen: str) -> pd.DataFrame | None:
+    """Per kind of fake: OOF AUC of real clips against it for each ``<branch>_only`` score and the chosen
+    method, and the chosen method's val AUC. ``oof``/``val``: video_name, target and one column per method."""
+    frames = {"train": oof, "val": val}
+    kind_of = {s: f["video_name"].map(kinds.get(s, pd.Series(dtype=str))) for s, f in frames.items() if f is not None}
+    fakes = sorted(k for k in kind_of["train"].dropna().unique() if k != "real")
+    if not fakes:
+        return None
+    methods = [c for c in oof.columns if c.endswith("_only")] + [chosen]
+    rows = []
+    for fake in fakes:
+        row = {"kind": fake}
+        for split, frame in frames.items():
+            if frame is None:
+                continue
+            sel = kind_of[split].isin(["real", fake]).to_numpy()
+            for m in methods if split == "train" else [chosen]:
+                y, p = frame.loc[sel, "target"].astype(int), frame.loc[sel, m]
+                name = (m.removesuffix("_only") if m != chosen else f"stacked ({chosen})") + (" val" if split == "val" else "")
+                row[name] = roc_auc(y, p) if y.nunique() == 2 and p.notna().all() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, method: str) -> Path:
     """Score histograms of real and fake clips, one panel per split: ``{title: (y, scores)}``."""
     plt = pyplot()
@@ -128,6 +172,7 @@ def write_report(
     importance: pd.Series | None,
     configs: Mapping[str, str],
     shortcuts: dict | None = None,
+    kinds: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.md``; image links are relative to the report's folder."""
     lines = [
@@ -136,7 +181,7 @@ def write_report(
         "## Stacking: methods compared",
         "",
         "Stacked OOF: every method cross-validated on the train clips' out-of-fold branch "
-        "scores with the branches' own folds; val: the method fitted on all train OOF, "
+        "scores with the branches' own folds; val: the mean of those fold models "
         "applied to val (val labels are used for this table only).",
         "",
         markdown_table(table),
@@ -147,15 +192,20 @@ def write_report(
         "",
     ]
     if importance is not None and len(importance):
-        lines += ["LightGBM feature importance (gain, fitted on all train OOF): "
+        lines += ["LightGBM feature importance (gain, mean over the fold models): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in importance.items()), ""]
+    if kinds is not None:
+        lines += ["## By kind of fake", "",
+                  "AUC of real clips against each kind of fake alone (stacked OOF; the last column on val): "
+                  "which branch sees which kind.", "", markdown_table(kinds), ""]
     lines += shortcut_lines(shortcuts)
     lines += ["## Clips no branch could score", ""]
     lines += [f"- {split}: {n} (scored from metadata alone by the stacker)" for split, n in unscored.items()]
     lines += [""]
     rel = path.parent
     for title, img in images.items():
-        lines += [f"## {title}", "", f"![{title}]({Path(img).resolve().relative_to(rel.resolve())})", ""]
+        # relative to the report, not resolved: a branch folder may be a link to another trial's
+        lines += [f"## {title}", "", f"![{title}]({os.path.relpath(Path(img).absolute(), rel.absolute())})", ""]
     if status_counts is not None:
         lines += ["## Clips by manifest status", "", markdown_table(status_counts.reset_index()), ""]
     lines += ["## Configs used", ""]

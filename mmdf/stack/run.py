@@ -308,6 +308,9 @@ def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, se
         status_counts = pd.crosstab(data.manifest["status"], data.manifest["split"]).rename_axis(
             index="status", columns=None)
     configs = {"stack (resolved)": (stack_dir / "config.yaml").read_text()}
+    for b in data.branches:  # figures a branch drew of its own run (e.g. its features by kind of fake)
+        for figure in sorted(b.dir.glob("*_by_kind.png")):
+            images[f"{b.name}: {figure.stem.replace('_', ' ')}"] = figure
     for b in data.branches:
         if (b.dir / "config.yaml").is_file():
             configs[f"branch {b.name} ({b.dir / 'config.yaml'})"] = (b.dir / "config.yaml").read_text()
@@ -315,8 +318,23 @@ def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, se
         cfg.run_dir / REPORT_NAME, experiment=cfg.experiment, table=table, chosen=chosen, selection=selection,
         status_counts=status_counts, unscored=_unscored(data), images=images, submission=submission,
         submission_note=note, importance=fitted[FALLBACK].feature_importance(), configs=configs,
-        shortcuts=shortcuts,
+        shortcuts=shortcuts, kinds=_kind_table(cfg, data, oof, preds, chosen),
     )
+
+
+def _kind_table(cfg, data: StackData, oof: dict, preds: dict, chosen: str) -> pd.DataFrame | None:
+    """The report's AUC per kind of fake, where the data root names kinds (:mod:`mmdf.data.kinds`)."""
+    from mmdf.data.kinds import load_kinds
+    from mmdf.stack.report import kind_table
+
+    kinds = load_kinds(cfg.data)
+    if kinds is None:
+        return None
+    train = data.folds[[NAME_COL, TARGET_COL]].assign(**oof)
+    val = None
+    if "val" in preds and data.y_val is not None:
+        val = pd.DataFrame({NAME_COL: data.X["val"].index, TARGET_COL: data.y_val, **preds["val"]})
+    return kind_table(train, val, kinds, chosen)
 
 
 def _plots(stack_dir: Path, y_train, oof, y_val, val, chosen) -> dict[str, Path]:

@@ -19,10 +19,11 @@ import pandas as pd
 
 from mmdf.files import atomic_write
 from mmdf.prepare.config import FaceConfig, MelConfig, PrepareConfig
-from mmdf.stats import audio, visual
+from mmdf.stats import audio, sync, visual
 
 # kind -> (manifest status column, manifest file column)
-KINDS = {"audio": ("audio_status", "mel_file"), "visual": ("visual_status", "faces_file")}
+KINDS = {"audio": ("audio_status", "mel_file"), "visual": ("visual_status", "faces_file"),
+         "sync": ("sync_status", "sync_file")}
 KEY_FIELD = b"mmdf_stats_key"
 ROW_ID = "_row_id"
 
@@ -41,7 +42,14 @@ def _visual_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], 
     return (lambda a: visual.visual_features(a, margin)), visual.clip_feature_names(), key
 
 
-SPECS = {"audio": _audio_spec, "visual": _visual_spec}
+def _sync_spec(params: Any) -> tuple[Callable[[Any], dict], list[str], dict]:
+    if not isinstance(params, PrepareConfig):
+        raise TypeError(f"sync statistics need a PrepareConfig, not {type(params).__name__}")
+    key = {"kind": "sync", "version": sync.FEATURE_VERSION, "sync": dataclasses.asdict(params.sync)}
+    return sync.sync_features, sync.sync_feature_names(), key
+
+
+SPECS = {"audio": _audio_spec, "visual": _visual_spec, "sync": _sync_spec}
 
 
 def feature_function(kind: str, params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], dict]:
@@ -85,8 +93,12 @@ def stats_table(manifest: pd.DataFrame, kind: str, params: Any, cache_file: Path
     empty = dict.fromkeys(names, np.nan)
     rows = [known.get(rid, empty) for rid in ids]
     files = manifest[file_col].to_numpy()
-    for i in tqdm(todo, desc=f"{kind} statistics", unit="clip", disable=not (progress and todo)):
-        rows[i] = func(np.load(files[i], allow_pickle=False))
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the arrays are small, and a busy machine stalls BLAS's threads on each other
+    with threadpool_limits(limits=1):
+        for i in tqdm(todo, desc=f"{kind} statistics", unit="clip", disable=not (progress and todo)):
+            rows[i] = func(load_feature(files[i]))
     table = pd.DataFrame([[r.get(n, np.nan) for n in names] for r in rows], index=manifest.index,
                          columns=names, dtype=float)
     table.insert(0, "video_name", manifest["video_name"].to_numpy())
@@ -94,6 +106,14 @@ def stats_table(manifest: pd.DataFrame, kind: str, params: Any, cache_file: Path
     if cache_file is not None and (todo or set(ids) != set(known)):
         write_cached(cache_file, table, ids, key)
     return table
+
+
+def load_feature(path: str):
+    """A cached feature: the array of a ``.npy`` file, the named arrays of a ``.npz`` one (read, then closed)."""
+    if str(path).endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    return np.load(path, allow_pickle=False)
 
 
 def row_ids(manifest: pd.DataFrame, status_col: str, file_col: str) -> list[str]:

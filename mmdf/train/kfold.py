@@ -87,6 +87,7 @@ def _run(cfg: Config, branch: Branch, wanted: list[int], force: bool, manifest: 
     todo = [k for k in range(cfg.folds.n_splits) if not (out / f"fold_{k}" / PRED_FILE).is_file()]
     if main and not todo:
         write_outputs(cfg, branch, manifest, out)
+        branch.describe_run(cfg, manifest, out)
     elif main:
         log.info("folds %s not trained yet: oof.csv/val_pred.csv/test_pred.csv are written once they are", todo)
     distributed.barrier(rt.dist)

@@ -31,7 +31,6 @@ from mmdf.metrics import TPR_KEY, score_report
 from mmdf.train import distributed
 from mmdf.train.branches.base import Branch
 from mmdf.train.checkpoint import load_checkpoint, save_checkpoint
-from mmdf.train.models import create_model
 from mmdf.train.runtime import Runtime
 from mmdf.train.scoring import clip_probs, predict_items
 
@@ -106,7 +105,8 @@ def train_fold(job: FoldJob) -> None:
 
 
 def check_classes(job: FoldJob) -> None:
-    if job.fit["target"].nunique() < 2 or job.held["target"].nunique() < 2:
+    fit_ok = (job.fit["target"] == 0).any() if job.branch.self_supervised else job.fit["target"].nunique() == 2
+    if not fit_ok or job.held["target"].nunique() < 2:
         name = job.branch.name
         raise MmdfError(
             f"fold {job.k} of the {name} branch lacks real or fake clips among its usable clips "
@@ -120,14 +120,15 @@ def build_training(job: FoldJob) -> Training:
     """Model (DDP-wrapped when launched so), loaders, optimiser and schedule of a fold."""
     tcfg, rt, branch = job.cfg.train, job.rt, job.branch
     section = branch.section(tcfg)
-    model = create_model(section.model, key=f"train.{branch.name}.model")
-    norm = branch.normalization(model, section, job.fit)
+    model = branch.create_model(section.model, job.cfg.prepare)
+    fit = branch.training_rows(job.fit)
+    norm = branch.normalization(model, section, fit)
     model.to(rt.device)
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
     ddp_ids = [rt.device.index] if rt.device.type == "cuda" else None
     net = DistributedDataParallel(model, device_ids=ddp_ids) if rt.dist.enabled else model
-    train_ds = branch.dataset(job.fit, section, *norm, train=True)
+    train_ds = branch.dataset(fit, section, *norm, train=True)
     held_ds = branch.dataset(job.held, section, *norm, train=False)
     d = rt.dist
     per_rank = max(1, tcfg.batch_size // d.world_size)

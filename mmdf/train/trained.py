@@ -14,7 +14,6 @@ import torch
 
 from mmdf.errors import MmdfError
 from mmdf.train.checkpoint import load_checkpoint
-from mmdf.train.config import ModelConfig
 from mmdf.train.scoring import clip_probs, predict_items
 
 
@@ -41,10 +40,14 @@ class TrainedBranch:
         self.branch = get_branch(self.models[0][1]["branch"])
 
     def _load(self, path: Path) -> tuple[torch.nn.Module, dict]:
-        from mmdf.train.models import create_model
+        from mmdf.train.branches import get_branch
 
         ckpt = load_checkpoint(path)
-        model = create_model(ModelConfig(**{**ckpt["model_cfg"], "pretrained": False, "checkpoint": None}))
+        branch = get_branch(ckpt["branch"])
+        model_cls = type(branch.section(self.cfg.train).model)
+        model_cfg = {**ckpt["model_cfg"], "pretrained": False}
+        model_cfg.update({"checkpoint": None} if "checkpoint" in model_cfg else {})
+        model = branch.create_model(model_cls(**model_cfg), self.cfg.prepare)
         model.load_state_dict(ckpt["model"])
         model.to(self.rt.device)
         if self.rt.channels_last:

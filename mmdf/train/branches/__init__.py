@@ -15,9 +15,9 @@ _BRANCHES: dict[str, Branch] = {}
 
 def _builtin() -> dict[str, Branch]:
     if not _BRANCHES:
-        from mmdf.train.branches import audio, audio_stats, visual, visual_stats
+        from mmdf.train.branches import audio, audio_stats, sync, sync_stats, visual, visual_stats
 
-        for module in (audio, visual, audio_stats, visual_stats):
+        for module in (audio, visual, sync, audio_stats, visual_stats, sync_stats):
             _BRANCHES[module.BRANCH.name] = module.BRANCH
     return _BRANCHES
 

@@ -33,6 +33,7 @@ class Branch:
     file_col: ClassVar[str]  # manifest column naming the cached .npy feature
     prepare_keys: ClassVar[tuple[str, ...]]  # prepare.<key> sections its feature depends on
     config_cls: ClassVar[type]  # its section, train.<name>
+    self_supervised: ClassVar[bool] = False  # learns from real clips only (see TorchBranch.training_rows)
 
     def section(self, train_cfg) -> Any:
         """This branch's config section of a :class:`mmdf.train.config.TrainConfig`."""
@@ -75,6 +76,9 @@ class Branch:
         """The finished branch run in ``branch_dir``, loaded once; ``.score(rows)`` scores prepared clips."""
         raise NotImplementedError
 
+    def describe_run(self, cfg, manifest: pd.DataFrame, out: Path) -> None:
+        """Extra figures of a finished run in ``out`` (none by default); the stack report links them."""
+
 
 
 class TorchBranch(Branch):
@@ -88,6 +92,16 @@ class TorchBranch(Branch):
         from mmdf.train.loop import train_fold
 
         train_fold(job)
+
+    def create_model(self, model_cfg, prepare=None):
+        """The network of ``model_cfg`` (``section.model``; ``prepare``: the run's prepare settings)."""
+        from mmdf.train.models import create_model
+
+        return create_model(model_cfg, key=f"train.{self.name}.model")
+
+    def training_rows(self, fit: pd.DataFrame) -> pd.DataFrame:
+        """The fold's training rows the model learns from (all of them by default)."""
+        return fit
 
     def trained(self, branch_dir):
         from mmdf.train.trained import TrainedBranch

@@ -27,6 +27,7 @@ from mmdf.train.branches.base import Branch
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
+FEATURES_FIGURE = "features_by_kind.png"
 
 
 @dataclass
@@ -88,6 +89,21 @@ class StatsBranch(Branch):
 
     def trained(self, branch_dir) -> "TrainedStats":
         return TrainedStats(self, Path(branch_dir))
+
+    report_features: ClassVar[tuple[str, ...]] = ()  # features whose distributions by kind of fake are drawn
+
+    def describe_run(self, cfg, manifest: pd.DataFrame, out: Path) -> None:
+        """``features_by_kind.png``: the :attr:`report_features` of train and val clips, per kind of fake."""
+        from mmdf.data.kinds import load_kinds
+        from mmdf.stack.report import plot_by_kind
+
+        kinds = load_kinds(cfg.data)
+        if not self.report_features or kinds is None:
+            return
+        rows = manifest[manifest["split"].isin(["train", "val"])]
+        table = self.features(cfg, rows)
+        kind = [kinds.get(sp, pd.Series(dtype=str)).get(v) for sp, v in zip(rows["split"], rows["video_name"])]
+        plot_by_kind(table[list(self.report_features)].assign(kind=kind), out / FEATURES_FIGURE)
 
 
 class TrainedStats:

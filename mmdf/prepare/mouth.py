@@ -1,0 +1,163 @@
+"""The sync half: the mouth over a contiguous window of frames, and the voice at the same instants.
+
+Lip-sync and dubbed fakes show in how the mouth moves with the voice, which
+takes every frame of a stretch of the clip (the face half samples a handful),
+so this half decodes a window of ``prepare.sync.window`` seconds from the
+middle of the used span, scaled down to ``prepare.sync.frame_size`` (the mouth
+crops are small; full 1080p frames would cost memory, not detail). MTCNN looks at ``detect_frames`` frames of it only,
+with its five landmarks; between them the mouth's place is interpolated (a
+head moves smoothly over a second or two). Each frame gets:
+
+- a small grey crop around the mouth (``mouth``), for the learned sync model;
+- three numbers comparing the mouth region with the upper face (``artefacts``):
+  lip-sync generators re-render only the lower face, whose sharpness,
+  high-frequency energy and colour then drift from the rest of the face;
+- the audio of its own interval on the container's clock: a coarse log-mel
+  (``mel``) and the loudness (``envelope``, dB), so that frame ``i`` and audio
+  row ``i`` are the same instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmdf.prepare.config import FaceConfig, SyncConfig
+from mmdf.prepare.media import MediaError, decode_audio, open_without_video_probe, read_window
+
+ARTEFACTS = ("log_sharpness_ratio", "log_hf_ratio", "colour_distance")  # mouth region against upper face
+MEL_HOP_S = 0.01
+ARTEFACT_SIZE = 64  # pixels of the colour regions the artefact measures are taken on
+
+
+@dataclass
+class SyncTrack:
+    """One clip's window: ``mouth`` (T, S, S) uint8, ``mel`` (T, n_mels) and ``envelope`` (T,) float32,
+    ``artefacts`` (T, 3) float32, ``times`` (T,) seconds, and the frame rate."""
+
+    mouth: np.ndarray
+    mel: np.ndarray
+    envelope: np.ndarray
+    artefacts: np.ndarray
+    times: np.ndarray
+    fps: float
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mouth": self.mouth, "mel": self.mel, "envelope": self.envelope, "artefacts": self.artefacts,
+                "times": self.times, "fps": np.float64(self.fps)}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SyncTrack":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["mouth"], z["mel"], z["envelope"], z["artefacts"], z["times"], float(z["fps"]))
+
+
+def with_audio_of(track: SyncTrack, path: str | Path, cfg: SyncConfig) -> SyncTrack:
+    """``track``'s mouth, with the audio of ``path`` at the same frames (its video stream is ``track``'s)."""
+    mel, envelope = frame_audio(path, track.times, track.fps, cfg)
+    return SyncTrack(track.mouth, mel, envelope, track.artefacts, track.times, track.fps)
+
+
+def sync_window(span: tuple[float, float], seconds: float) -> tuple[float, float]:
+    """The middle ``seconds`` of ``span`` (all of it when shorter)."""
+    mid, half = (span[0] + span[1]) / 2, min(seconds, span[1] - span[0]) / 2
+    return mid - half, mid + half
+
+
+def mouth_track(path: str | Path, span: tuple[float, float], cfg: SyncConfig, faces: FaceConfig,
+                detector) -> SyncTrack:
+    """The :class:`SyncTrack` of a clip; raises :class:`MediaError` (too_short, no_face, corrupt)."""
+    start, end = sync_window(span, cfg.window)
+    frames, times, fps = read_window(path, start, end, cfg.frame_size)
+    if len(frames) < cfg.min_frames:
+        raise MediaError("too_short", f"{len(frames)} frames in the sync window, fewer than "
+                                      f"prepare.sync.min_frames={cfg.min_frames}")
+    places = mouth_places(frames, detector, faces, cfg)
+    mouth, artefacts = region_crops(frames, places, cfg)
+    mel, envelope = frame_audio(path, times, fps, cfg)
+    return SyncTrack(mouth, mel, envelope, artefacts, times, fps)
+
+
+def mouth_places(frames: np.ndarray, detector, faces: FaceConfig, cfg: SyncConfig) -> np.ndarray:
+    """(T, 5) per frame: mouth centre x, y; eyes centre x, y; region side (pixels); raises no_face."""
+    from mmdf.prepare.faces import box_iou, track_main_face
+
+    keys = np.unique(np.linspace(0, len(frames) - 1, max(1, cfg.detect_frames)).round().astype(int))
+    found = detector.detect(frames[keys], landmarks=True)
+    track = track_main_face(found, faces.min_confidence, faces.track_iou)
+    rows, at = [], []
+    for t, hit, det in zip(keys, track, found):
+        if hit is None or det.points is None or not len(det.points):
+            continue
+        pts = det.points[int(np.argmax(box_iou(hit[0], det.boxes)))]
+        width = float(hit[0][2] - hit[0][0])
+        rows.append([*pts[3:5].mean(axis=0), *pts[0:2].mean(axis=0), width * cfg.mouth_scale])
+        at.append(t)
+    if not rows:
+        raise MediaError("no_face", f"no face in any of the {len(keys)} frames looked at in the sync window")
+    rows = np.asarray(rows)
+    return np.stack([np.interp(np.arange(len(frames)), at, rows[:, j]) for j in range(5)], axis=1)
+
+
+def region_crops(frames: np.ndarray, places: np.ndarray, cfg: SyncConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Grey mouth crops (T, S, S) uint8 and the artefact measures (T, 3) of each frame."""
+    import cv2
+
+    from mmdf.prepare.faces import _cut
+
+    mouths, measures = [], []
+    for frame, (mx, my, ex, ey, side) in zip(frames, places):
+        mouth = _cut(frame, mx - side / 2, my - side / 2, side, ARTEFACT_SIZE)
+        upper = _cut(frame, ex - side / 2, ey - side / 2, side, ARTEFACT_SIZE)
+        grey = cv2.cvtColor(mouth, cv2.COLOR_RGB2GRAY)
+        mouths.append(cv2.resize(grey, (cfg.mouth_size, cfg.mouth_size), interpolation=cv2.INTER_AREA))
+        measures.append(region_contrast(mouth, upper))
+    return np.stack(mouths), np.asarray(measures, dtype=np.float32)
+
+
+def region_contrast(mouth: np.ndarray, upper: np.ndarray) -> list[float]:
+    """The :data:`ARTEFACTS` of one frame: log ratios of sharpness and high-frequency share, LAB distance."""
+    import cv2
+
+    def sharp(img):
+        return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
+
+    def high(img):
+        power = np.abs(np.fft.fftshift(np.fft.fft2(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)))) ** 2
+        n = img.shape[0]
+        y, x = np.mgrid[:n, :n] - n / 2
+        return float(power[np.hypot(x, y) > n / 4].sum() / max(power.sum(), 1e-9))
+
+    lab = [cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32).mean(0) for img in (mouth, upper)]
+    eps = 1e-6
+    return [float(np.log((sharp(mouth) + eps) / (sharp(upper) + eps))),
+            float(np.log((high(mouth) + eps) / (high(upper) + eps))), float(np.linalg.norm(lab[0] - lab[1]))]
+
+
+def frame_audio(path: str | Path, times: np.ndarray, fps: float, cfg: SyncConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel (T, n_mels) and loudness (T,) dB of each frame's interval ``[t_i, t_i + 1/fps)``."""
+    import librosa
+
+    origin = _audio_origin(path)
+    first = max(0.0, float(times[0]) - origin)
+    track = decode_audio(path, cfg.sample_rate, "soxr_hq", None, (first, float(times[-1]) - origin + 1 / fps))
+    sr, hop = cfg.sample_rate, int(round(MEL_HOP_S * cfg.sample_rate))
+    lo = np.maximum(0, np.round((times - origin - first) * sr).astype(int))  # frame i's first decoded sample
+    hi = lo + int(round(sr / fps))
+    y = np.pad(track.signal, (0, max(0, hi[-1] - len(track.signal))))
+    power = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=4 * hop, hop_length=hop, n_mels=cfg.n_mels)
+    centres = np.arange(power.shape[1]) * hop
+    mel = np.stack([power[:, (centres >= a) & (centres < b)].mean(axis=1) for a, b in zip(lo, hi)])
+    envelope = np.array([10 * np.log10(np.mean(y[a:b] ** 2) + 1e-10) for a, b in zip(lo, hi)])
+    return np.log10(mel + 1e-10).astype(np.float32), envelope.astype(np.float32)
+
+
+def _audio_origin(path: str | Path) -> float:
+    """The audio stream's start on the container's clock (audio spans are counted from it)."""
+    with open_without_video_probe(path) as container:
+        if not container.streams.audio:
+            raise MediaError("no_audio", "the clip has no audio track")
+        stream = container.streams.audio[0]
+        return float((stream.start_time or 0) * stream.time_base)
