@@ -43,18 +43,19 @@ class SyncBranchConfig:
     min_shift: int = 8  # frames an out-of-sync item's audio is moved by at least (0.32 s at 25 fps)
     other_clip: float = 0.3  # share of out-of-sync items whose audio comes from another clip
     eval_windows: int = 4  # windows spread over the clip, scored as they are, mean logit
+    cache_mb: int = 512  # clips' windows kept in memory per dataset (and loader worker) instead of re-read
 
     def __post_init__(self) -> None:
         if self.window < 3:
             raise ValueError(f"train.sync.window must be at least 3 frames, got {self.window}")
 
 
-def load_window(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mouth (T, S*S) float32 in 0-1, log-mel (T, n_mels) standardised per band) of a cached sync window."""
+def read_window(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mouth (T, S*S) uint8, log-mel (T, n_mels) standardised per band) of a cached sync window."""
     with np.load(path, allow_pickle=False) as z:
         mouth, mel = z["mouth"], z["mel"].astype(np.float32)
     mel = (mel - mel.mean(axis=0)) / (mel.std(axis=0) + 1e-3)
-    return mouth.reshape(len(mouth), -1).astype(np.float32) / 255.0, mel
+    return mouth.reshape(len(mouth), -1), mel
 
 
 class SyncDataset:
@@ -65,6 +66,20 @@ class SyncDataset:
         per_clip = cfg.pairs_per_clip if train else cfg.eval_windows
         self.item_clip = np.repeat(np.arange(len(self.files)), per_clip)
         self.item_slot = np.tile(np.arange(per_clip), len(self.files))
+        # each clip is read for many items an epoch (and as others' audio): keep what was read, up to a budget
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._room = cfg.cache_mb * 2**20
+
+    def window(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mouth (T, S*S) float32 in 0-1, standardised log-mel) of clip ``clip``; its uint8 crops and mel are
+        kept in memory while the budget lasts."""
+        kept = self._kept.get(clip)
+        if kept is None:
+            kept = read_window(self.files[clip])
+            size = kept[0].nbytes + kept[1].nbytes
+            if size <= self._room:
+                self._kept[clip], self._room = kept, self._room - size
+        return kept[0].astype(np.float32) / 255.0, kept[1]
 
     def __len__(self) -> int:
         return len(self.item_clip)
@@ -73,7 +88,7 @@ class SyncDataset:
         import torch
 
         clip = int(self.item_clip[i])
-        mouth, mel = load_window(self.files[clip])
+        mouth, mel = self.window(clip)
         n = self.cfg.window
         if len(mouth) < n:
             raise MmdfError(f"{self.files[clip]}: {len(mouth)} frames, fewer than train.sync.window={n}; "
@@ -98,7 +113,7 @@ class SyncDataset:
             s = shifts[int(torch.randint(0, len(shifts), ()))]
             return mel[s:s + n]
         other = (clip + 1 + int(torch.randint(0, max(1, len(self.files) - 1), ()))) % len(self.files)
-        _, theirs = load_window(self.files[other])
+        _, theirs = self.window(other)
         s = int(torch.randint(0, max(1, len(theirs) - n + 1), ()))
         return np.pad(theirs[s:s + n], ((0, max(0, n - len(theirs[s:s + n]))), (0, 0)))
 
