@@ -218,15 +218,10 @@ def frame_plan(path: str | Path, k: int) -> list[tuple[int, int]]:
 
 def bare_frame_decode(path: str | Path, plan: list[tuple[int, int]], skip_nonref: bool = True) -> int:
     """The faces limit: seek to each key frame of ``plan`` and decode up to its last target; returns frames."""
-    import av
+    from mmdf.prepare.media import video_decoder
 
     n = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        ctx.thread_count = 1
-        if skip_nonref:
-            ctx.skip_frame = "NONREF"
+    with video_decoder(path, skip_nonref) as (container, stream, ctx):  # the decoder as the face half sets it up
         for key, last in plan:
             container.seek(key, stream=stream)
             ctx.flush_buffers()

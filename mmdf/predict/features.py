@@ -42,7 +42,6 @@ INDEX_FILE = "predict_index.jsonl"
 STREAM_INDEX_FILE = "stream_index.jsonl"
 
 
-
 @dataclass
 class PrepareGroup:
     """Branches prepared by one pass: the config that makes their features, and which sections each owns."""
@@ -185,7 +184,9 @@ def prepared_rows(group: PrepareGroup, index: FeatureIndex, paths: list[Path], r
 
     records = [index.get(r, s) for r, s in zip(resolved, sources)]
     todo = [i for i, rec in enumerate(records) if rec is None]
-    keys = {i: stream_keys(paths[i], group.cfg.prepare) for i in todo} if streams is not None else {}
+    from mmdf.prepare.streams import stream_keys
+
+    keys = {i: stream_keys(paths[i], group.cfg.prepare.max_duration) for i in todo} if streams is not None else {}
     for batch in _passes(todo, keys, streams):
         borrow = [streams.lend(keys[i], group.root) if streams is not None else None for i in batch]
         for i, rec in zip(batch, _prepare(group, [paths[i] for i in batch], workers, borrow)):
@@ -216,15 +217,6 @@ def _passes(todo: list[int], keys: dict[int, dict], streams: StreamIndex | None)
             first.append(i)
             seen |= mine
     return [b for b in (first, later) if b]
-
-
-def stream_keys(path: Path, prepare) -> dict[str, str]:
-    """``{kind: digest}`` of each half a file has (see :mod:`mmdf.prepare.streams`)."""
-    from mmdf.prepare.streams import AUDIO_KIND, SYNC_KIND, VIDEO_KIND, stream_key
-
-    keys = {kind: stream_key(path, kind, prepare.max_duration) for kind in (AUDIO_KIND, VIDEO_KIND)}
-    keys[SYNC_KIND] = keys[VIDEO_KIND] and f"{SYNC_KIND}:{keys[VIDEO_KIND]}"  # see mmdf.prepare.streams
-    return {k: v for k, v in keys.items() if v is not None}
 
 
 class StreamIndex(JsonlIndex):

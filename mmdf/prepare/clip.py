@@ -92,11 +92,6 @@ VIDEO = _Half("faces", "video", "visual_status", "no_video", "the clip has no vi
               lambda i: i.has_video, lambda i: i.video_duration)
 
 
-# needs both streams: its own checks (see _run_sync); `has`/`seconds` say what it reads
-SYNC = _Half("sync", "sync", "sync_status", "no_audio", "the clip has no audio track",
-             lambda i: i.has_audio and i.has_video, lambda i: min(i.audio_duration, i.video_duration))
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, MediaError):
         return str(exc)
@@ -126,11 +121,13 @@ def process_clip(task: ClipTask, cfg: PrepareConfig, detector: FaceDetector | No
                       span_start=round(span[0], 4), span_end=round(span[1], 4), source=source_fingerprint(task.path))
     job = _Job(task, info, span, cfg, detector, Path(root))
     notes, truncated = [], False
-    for half, make in ((AUDIO, _make_mel), (VIDEO, _make_faces), (SYNC, _make_sync)):
-        outcome = _run_sync(job) if half is SYNC else _run_half(job, half, make)
+    halves = ((AUDIO.label, lambda: _run_half(job, AUDIO, _make_mel)),
+              (VIDEO.label, lambda: _run_half(job, VIDEO, _make_faces)), ("sync", lambda: _run_sync(job)))
+    for label, run in halves:
+        outcome = run()
         for name, value in outcome.fields.items():
             setattr(row, name, value)
-        notes += [f"{half.label}: {outcome.note}"] if outcome.note else []
+        notes += [f"{label}: {outcome.note}"] if outcome.note else []
         truncated |= outcome.truncated
     row.status = row.overall_status(truncated)
     row.error = "; ".join(notes)

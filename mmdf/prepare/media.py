@@ -17,6 +17,7 @@ applied after decoding.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -492,16 +493,24 @@ def read_indexed_frames(path: str | Path, index: VideoIndex, k: int, skip_nonref
         raise MediaError("corrupt", f"video decoding failed: {_clean(exc)}") from None
 
 
-def _decode_targets(path: str | Path, index: VideoIndex, k: int, skip_nonref: bool) -> tuple[np.ndarray, np.ndarray]:
+@contextlib.contextmanager
+def video_decoder(path: str | Path, skip_nonref: bool):
+    """(container, video stream, codec context) set up as the face half decodes: one thread (the workers
+    are the parallelism), frames no other frame refers to skipped with ``skip_nonref``."""
     import av
 
-    wanted = index.targets[sample_indices(len(index.targets), k)]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         ctx = stream.codec_context
         ctx.thread_count = 1
         if skip_nonref:
             ctx.skip_frame = "NONREF"
+        yield container, stream, ctx
+
+
+def _decode_targets(path: str | Path, index: VideoIndex, k: int, skip_nonref: bool) -> tuple[np.ndarray, np.ndarray]:
+    wanted = index.targets[sample_indices(len(index.targets), k)]
+    with video_decoder(path, skip_nonref) as (container, stream, ctx):
         if index.seek is not None:
             container.seek(index.seek, stream=stream)
         picker = _Picker(wanted, stream)

@@ -19,6 +19,7 @@ head moves smoothly over a second or two). Each frame gets:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,27 +114,34 @@ def region_crops(frames: np.ndarray, places: np.ndarray, cfg: SyncConfig) -> tup
         upper = _cut(frame, ex - side / 2, ey - side / 2, side, ARTEFACT_SIZE)
         grey = cv2.cvtColor(mouth, cv2.COLOR_RGB2GRAY)
         mouths.append(cv2.resize(grey, (cfg.mouth_size, cfg.mouth_size), interpolation=cv2.INTER_AREA))
-        measures.append(region_contrast(mouth, upper))
+        measures.append(region_contrast(mouth, upper, grey, cv2.cvtColor(upper, cv2.COLOR_RGB2GRAY)))
     return np.stack(mouths), np.asarray(measures, dtype=np.float32)
 
 
-def region_contrast(mouth: np.ndarray, upper: np.ndarray) -> list[float]:
-    """The :data:`ARTEFACTS` of one frame: log ratios of sharpness and high-frequency share, LAB distance."""
+@functools.cache
+def _beyond_half_nyquist(n: int) -> np.ndarray:
+    """(n, n) mask of a centred spectrum's frequencies beyond half the Nyquist radius."""
+    y, x = np.mgrid[:n, :n] - n / 2
+    return np.hypot(x, y) > n / 4
+
+
+def region_contrast(mouth: np.ndarray, upper: np.ndarray, mouth_grey: np.ndarray, upper_grey: np.ndarray
+                    ) -> list[float]:
+    """The :data:`ARTEFACTS` of one frame (RGB regions and their grey): log ratios of sharpness and
+    high-frequency share, LAB distance."""
     import cv2
 
-    def sharp(img):
-        return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
+    def sharp(grey):
+        return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F).var())
 
-    def high(img):
-        power = np.abs(np.fft.fftshift(np.fft.fft2(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)))) ** 2
-        n = img.shape[0]
-        y, x = np.mgrid[:n, :n] - n / 2
-        return float(power[np.hypot(x, y) > n / 4].sum() / max(power.sum(), 1e-9))
+    def high(grey):
+        power = np.abs(np.fft.fftshift(np.fft.fft2(grey.astype(np.float32)))) ** 2
+        return float(power[_beyond_half_nyquist(grey.shape[0])].sum() / max(power.sum(), 1e-9))
 
     lab = [cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32).mean(0) for img in (mouth, upper)]
     eps = 1e-6
-    return [float(np.log((sharp(mouth) + eps) / (sharp(upper) + eps))),
-            float(np.log((high(mouth) + eps) / (high(upper) + eps))), float(np.linalg.norm(lab[0] - lab[1]))]
+    return [float(np.log((sharp(mouth_grey) + eps) / (sharp(upper_grey) + eps))),
+            float(np.log((high(mouth_grey) + eps) / (high(upper_grey) + eps))), float(np.linalg.norm(lab[0] - lab[1]))]
 
 
 def frame_audio(path: str | Path, times: np.ndarray, fps: float, cfg: SyncConfig) -> tuple[np.ndarray, np.ndarray]:

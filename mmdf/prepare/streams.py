@@ -54,9 +54,6 @@ def _open(path, kind: str):
 def stream_key(path: str | Path, kind: str, max_duration: float | None) -> str | None:
     """The digest of what the ``kind`` half (``mel``/``faces``) of ``path`` depends on; ``None`` where
     the file has no such stream or cannot be read (it is then prepared, and its status said, as usual)."""
-    if kind == SYNC_KIND:  # the sync half's costly part is the video's: shared with the same video stream
-        video = stream_key(path, VIDEO_KIND, max_duration)
-        return video and f"{SYNC_KIND}:{video}"
     if kind not in (AUDIO_KIND, VIDEO_KIND):
         return None
     try:
@@ -75,3 +72,10 @@ def stream_key(path: str | Path, kind: str, max_duration: float | None) -> str |
             return f"{kind}:{digest.hexdigest()}"
     except Exception:  # noqa: BLE001 - an unreadable file just shares nothing
         return None
+
+
+def stream_keys(path: str | Path, max_duration: float | None) -> dict[str, str]:
+    """``{kind: digest}`` of each half a file has; the sync half's is its video stream's (see above)."""
+    keys = {kind: stream_key(path, kind, max_duration) for kind in (AUDIO_KIND, VIDEO_KIND)}
+    keys[SYNC_KIND] = keys[VIDEO_KIND] and f"{SYNC_KIND}:{keys[VIDEO_KIND]}"
+    return {k: v for k, v in keys.items() if v is not None}
