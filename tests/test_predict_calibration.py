@@ -15,8 +15,9 @@ from stack_factory import make_stack_inputs
 from mmdf.errors import MmdfError
 from mmdf.predict.explain import branch_contributions, reasons
 from mmdf.stack.baselines import make_methods
-from mmdf.stack.calibration import (PROB_CLIP, apply_calibrator, choose_calibration, fit_calibrator,
-                                    load_calibration, operating_points, pick_threshold, threshold_at_fpr)
+from mmdf.stack.calibration import (PROB_CLIP, apply_calibration, apply_calibrator, choose_calibration,
+                                    fit_calibrator, load_calibration, operating_points, pick_threshold,
+                                    threshold_at_fpr)
 from mmdf.stack.features import logit
 from mmdf.stack.run import run_stack
 
@@ -33,9 +34,10 @@ def test_calibration_lowers_log_loss_on_held_out_clips_and_thresholds_hold():
     y, score = overconfident(rng, 600)
     fold = rng.integers(0, 5, len(y))
     cal = choose_calibration(score, y, fold)
-    assert min(cal["oof_log_loss_cv"].values()) < cal["oof_log_loss_raw"]
+    assert min(cal["oof_log_loss_cv"].values()) < cal["oof_log_loss_raw"] and len(cal["members"]) == 5
     y_val, val = overconfident(rng, 4000)
-    assert log_loss(y_val, apply_calibrator(cal, val)) < log_loss(y_val, np.clip(val, PROB_CLIP, 1 - PROB_CLIP))
+    calibrated = apply_calibration(cal, np.tile(val, (5, 1)))  # five fold models that score alike
+    assert log_loss(y_val, calibrated) < log_loss(y_val, np.clip(val, PROB_CLIP, 1 - PROB_CLIP))
     points = operating_points(y, score, [0.001, 0.01], y_val, val)
     at_1pct = points[1]
     assert at_1pct["oof_fpr"] <= 0.01 and at_1pct["val_fpr"] <= 0.02 and at_1pct["oof_tpr"] > 0
@@ -129,7 +131,36 @@ def test_an_already_calibrated_score_is_left_as_it_is():
     y = (rng.random(len(z)) < expit(z)).astype(int)  # the score is the true probability
     cal = choose_calibration(expit(z), y, rng.integers(0, 3, len(y)))
     assert cal["kind"] == "none" and cal["oof_log_loss_cv"]["none"] == pytest.approx(cal["oof_log_loss_raw"])
-    np.testing.assert_allclose(apply_calibrator(cal, [0.2, 0.7, np.nan])[:2], [0.2, 0.7])
+    got = apply_calibration(cal, [[0.2, 0.7, np.nan], [0.4, 0.7, np.nan], [0.3, 0.7, np.nan]])
+    np.testing.assert_allclose(got[:2], [0.3, 0.7])  # the fold models' mean, as it is
+    assert np.isnan(got[2])
+
+
+def test_each_fold_model_gets_its_own_calibrator():
+    """Fold models with their own offsets: calibrating each on its own fold beats one calibrator on them
+    all, which learns a blur of the offsets that the fold models' average does not have."""
+    rng = np.random.default_rng(3)
+    offsets = np.array([-1.5, 0.0, 1.0])
+
+    def scored(n):
+        z = rng.normal(0, 1.5, n)
+        y = (rng.random(n) < expit(z)).astype(int)
+        return y, np.stack([expit(2 * z + o) for o in offsets])  # (K, n): each fold model's score
+
+    y, members = scored(900)
+    fold = np.repeat([0, 1, 2], 300)
+    oof = members[fold, np.arange(len(y))]  # each clip scored by the fold model that did not see it
+    cal = choose_calibration(oof, y, fold, seed=0)
+    assert cal["kind"] != "none" and len(cal["members"]) == 3
+    if cal["kind"] == "platt":  # each fold's intercept undoes its own offset
+        assert np.all(np.diff([m["intercept"] for m in cal["members"]]) < 0)
+    y_val, val_members = scored(3000)
+    raw = np.clip(val_members.mean(axis=0), PROB_CLIP, 1 - PROB_CLIP)
+    pooled = apply_calibrator(fit_calibrator(cal["kind"], oof, y), val_members.mean(axis=0))
+    per_model = apply_calibration(cal, val_members)
+    assert log_loss(y_val, per_model) < min(log_loss(y_val, raw), log_loss(y_val, pooled))
+    with pytest.raises(MmdfError, match="3 fold calibrators but the stacker 2 fold models"):
+        apply_calibration(cal, val_members[:2])
 
 
 def test_val_is_scored_by_the_fold_models_the_calibration_was_learnt_on(stacked):

@@ -175,17 +175,19 @@ class Predictor:
     def _stack(self, preds: dict, manifest: pd.DataFrame) -> pd.DataFrame:
         """Stacked score, calibrated probability, decision and contributions; nothing where no branch scored."""
         from mmdf.predict.explain import branch_contributions
-        from mmdf.stack.calibration import apply_calibrator
+        from mmdf.stack.calibration import apply_calibration
         from mmdf.stack.saved import stacker_features
 
         X = stacker_features(self.stacker, preds, manifest, split="predict")
         n = X["n_branches_scored"].to_numpy().astype(int)
         est = self.stacker["estimator"]
-        score = np.where(n > 0, np.clip(est.predict_proba(X)[:, 1], 0, 1), np.nan)
+        members = est.member_probas(X)  # each fold model's score: each has its own calibrator
+        score = np.where(n > 0, np.clip(members.mean(axis=0), 0, 1), np.nan)
         out = branch_contributions(est, X, self.branches).reset_index(drop=True)
         out.loc[n == 0, :] = np.nan
         threshold = self.point["threshold"]
-        out = out.assign(prob=apply_calibrator(self.calibration["calibration"], score), score=score,
+        out = out.assign(prob=np.where(n > 0, apply_calibration(self.calibration["calibration"], members), np.nan),
+                         score=score,
                          decision=np.where(np.isnan(score), None, np.where(score >= threshold, "fake", "real")),
                          threshold=np.where(np.isnan(score), np.nan, threshold),
                          target_fpr=np.where(np.isnan(score), np.nan, self.point["target_fpr"]),

@@ -3,13 +3,22 @@
 The stacked score ranks clips well (that is what AUC measures) but is not a
 probability one can act on: a mean of two branch probabilities, a rank
 quantile or a small tree ensemble's output is over- or under-confident in
-ways that differ by method. So the chosen method's stacked OOF score is
-mapped to a calibrated probability by isotonic regression or Platt scaling
-(a logistic regression on the score's log-odds), both with Platt's smoothed
-targets (see :func:`fit_calibrator`), whichever has the lower
-log-loss *cross-validated on the branches' own folds*: each fold's calibrator
-is fitted on the other folds' OOF scores, so neither candidate is scored on
-its own fit. The winner is then fitted on all OOF scores.
+ways that differ by method, and by fold model. Val, test and `mmdf predict`
+are scored by the method's fold models averaged (:mod:`mmdf.stack.ensemble`),
+and each fold model's OOF scores are its own held-out fold, so each fold
+model gets its own calibrator fitted on that fold's OOF scores and the
+calibrated probabilities are averaged: scikit-learn's
+``CalibratedClassifierCV(ensemble=True)`` recipe, on folds the stack already
+has. One calibrator on the pooled OOF scores would learn a blur of the fold
+models' offsets (on the demo their Platt intercepts ranged from -1.8 to
++0.5), which their average does not have.
+
+The candidates are none, isotonic regression and Platt scaling (a logistic
+regression on the score's log-odds), both with Platt's smoothed targets (see
+:func:`fit_calibrator`). The one with the lowest log-loss *cross-validated
+inside each fold* (each fold's OOF scores split again, stratified and seeded;
+every score calibrated by a calibrator that did not see it) is chosen; val is
+never used for the choice.
 
 Operating thresholds are on the raw score (isotonic steps would merge
 clips): for each target false-positive rate, the lowest score threshold whose
@@ -19,8 +28,8 @@ threshold``. The TPR and FPR each reached on OOF and on val are stored beside it
 
 Clips that no branch scored are left out of both (``mmdf predict`` gives them
 no probability). Everything is stored as plain JSON numbers in
-``stack/calibration.json``: isotonic's ``X_thresholds_``/``y_thresholds_``,
-Platt's ``coef``/``intercept``.
+``stack/calibration.json``: per fold model, isotonic's
+``X_thresholds_``/``y_thresholds_`` or Platt's ``coef``/``intercept``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_curve
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write, json_safe
@@ -44,12 +54,13 @@ from mmdf.stack.features import logit
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-FORMAT = 1
+FORMAT = 2  # 2: one calibrator per fold model
 # No calibrated probability is more certain than this (the smoothed targets keep them well inside).
 PROB_CLIP = 1e-3
 KINDS = ("none", "platt", "isotonic")  # in order of preference on a tie
 NAMES = {"none": "nothing (no calibrator lowered the cross-validated OOF log-loss)",
-         "platt": "Platt scaling", "isotonic": "isotonic regression"}
+         "platt": "Platt scaling per fold model", "isotonic": "isotonic regression per fold model"}
+INNER_SPLITS = 5  # splits of each fold's OOF scores that estimate a calibrator's held-out log-loss
 
 
 def fit_calibrator(kind: str, score: np.ndarray, y: np.ndarray) -> dict:
@@ -99,22 +110,57 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(log_loss(y, np.clip(p, PROB_CLIP, 1 - PROB_CLIP), labels=[0, 1]))
 
 
-def cross_val_calibrated(kind: str, score: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Each fold's scores calibrated by a calibrator fitted on the other folds only."""
+def fit_calibration(kind: str, score: np.ndarray, y: np.ndarray, fold: np.ndarray, folds=None) -> dict:
+    """``{kind, members}``: one calibrator per fold of ``folds`` (default ``np.unique(fold)``: the fold
+    models' order), each fitted on that fold's OOF scores, i.e. on the clips its fold model never saw;
+    a fold without scores keeps its model's score as it is."""
+    folds = np.unique(fold) if folds is None else folds
+    return {"kind": kind, "members": [fit_calibrator(kind, score[fold == k], y[fold == k]) if (fold == k).any()
+                                      else {"kind": "none"} for k in folds]}
+
+
+def apply_calibration(cal: dict, member_scores) -> np.ndarray:
+    """Calibrated probabilities from the fold models' raw scores (K, n): each calibrated by its own
+    calibrator, then averaged (NaN stays NaN). With ``none``, the fold models' mean."""
+    member_scores = np.atleast_2d(np.asarray(member_scores, dtype=float))
+    if cal["kind"] == "none":
+        return apply_calibrator(cal, member_scores.mean(axis=0))
+    if len(cal["members"]) != len(member_scores):
+        raise MmdfError(f"the calibration has {len(cal['members'])} fold calibrators but the stacker "
+                        f"{len(member_scores)} fold models; re-run `mmdf stack --force --config ...`")
+    return np.mean([apply_calibrator(c, s) for c, s in zip(cal["members"], member_scores)], axis=0)
+
+
+def _inner_splits(y: np.ndarray, seed: int):
+    """Stratified splits of one fold's clips where both classes allow it, else plain shuffled ones."""
+    n_min = int(min(np.bincount(y, minlength=2)))
+    if n_min >= 2:
+        return StratifiedKFold(min(INNER_SPLITS, n_min), shuffle=True, random_state=seed).split(y, y)
+    return KFold(min(INNER_SPLITS, len(y)), shuffle=True, random_state=seed).split(y)
+
+
+def cross_val_calibrated(kind: str, score: np.ndarray, y: np.ndarray, fold: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each OOF score calibrated by a calibrator fitted on the other scores *of its own fold* only."""
     out = np.full(len(score), np.nan)
     for k in np.unique(fold):
-        held = fold == k
-        out[held] = apply_calibrator(fit_calibrator(kind, score[~held], y[~held]), score[held])
+        idx = np.flatnonzero(fold == k)
+        if len(idx) < 2:
+            out[idx] = apply_calibrator({"kind": "none"}, score[idx])
+            continue
+        for fit, held in _inner_splits(y[idx], seed):
+            cal = fit_calibrator(kind, score[idx[fit]], y[idx[fit]])
+            out[idx[held]] = apply_calibrator(cal, score[idx[held]])
     return out
 
 
-def choose_calibration(score: np.ndarray, y: np.ndarray, fold: np.ndarray) -> dict:
-    """The kind with the lowest fold-cross-validated log-loss, fitted on all ``score``; with the losses."""
-    losses = {kind: _log_loss(y, cross_val_calibrated(kind, score, y, fold)) for kind in KINDS}
+def choose_calibration(score: np.ndarray, y: np.ndarray, fold: np.ndarray, seed: int = 0, folds=None) -> dict:
+    """The kind with the lowest cross-validated log-loss, fitted per fold on all its OOF scores; with the losses."""
+    losses = {kind: _log_loss(y, cross_val_calibrated(kind, score, y, fold, seed)) for kind in KINDS}
     kind = min(KINDS, key=lambda k: losses[k])
     log.info("calibration: %s chosen (cross-validated OOF log-loss %s; uncalibrated %.4f)", kind,
              ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), _log_loss(y, score))
-    return {**fit_calibrator(kind, score, y), "oof_log_loss_cv": losses, "oof_log_loss_raw": _log_loss(y, score)}
+    return {**fit_calibration(kind, score, y, fold, folds), "oof_log_loss_cv": losses,
+            "oof_log_loss_raw": _log_loss(y, score)}
 
 
 def threshold_at_fpr(y: np.ndarray, score: np.ndarray, target: float) -> float:
@@ -160,29 +206,35 @@ def _scored(score, n_scored, y=None):
     return keep, np.asarray(score, dtype=float)[keep], None if y is None else np.asarray(y)[keep]
 
 
-def calibrate_stack(stack_dir: Path, data, chosen: str, oof: dict, preds: dict, stack_cfg) -> dict:
+def calibrate_stack(stack_dir: Path, data, chosen: str, oof: dict, ensemble, stack_cfg, seed: int = 0) -> dict:
     """Fit, evaluate and store (``stack/calibration.json``) the calibration and thresholds of ``chosen``.
 
-    ``data`` is the run's :class:`mmdf.stack.run.StackData`; ``oof``/``preds``
-    as :func:`mmdf.stack.run.fit_methods` returns them. Returns what was stored.
+    ``data`` is the run's :class:`mmdf.stack.run.StackData`; ``oof`` the stacked
+    OOF of every method (:func:`mmdf.stack.run.fit_methods`), ``ensemble`` the
+    chosen method's :class:`~mmdf.stack.ensemble.FoldEnsemble`. Returns what was stored.
     """
     keep, score, y = _scored(oof[chosen], data.X["train"]["n_branches_scored"], data.y_train)
-    fold = data.fold[keep]
-    val = y_val = None
-    if "val" in preds and data.y_val is not None:
-        _, val, y_val = _scored(preds["val"][chosen], data.X["val"]["n_branches_scored"], data.y_val)
     if len(np.unique(y)) < 2:
         raise MmdfError("cannot calibrate: the scored train clips are all of one class")
-    info = {"format": FORMAT, "method": chosen, "calibration": choose_calibration(score, y, fold),
-            "default_fpr": stack_cfg.default_fpr,
-            "thresholds": operating_points(y, score, stack_cfg.target_fprs, y_val, val),
-            "n_oof": int(len(y)), "n_val": 0 if y_val is None else int(len(y_val))}
-    if y_val is not None and len(np.unique(y_val)) == 2:
-        info["val_log_loss"] = {"raw": _log_loss(y_val, val),
-                                "calibrated": _log_loss(y_val, apply_calibrator(info["calibration"], val))}
+    info = {"format": FORMAT, "method": chosen, "calibration": choose_calibration(score, y, data.fold[keep], seed, np.unique(data.fold)),
+            "default_fpr": stack_cfg.default_fpr}
+    val = val_scores(data, ensemble)
+    info["thresholds"] = operating_points(y, score, stack_cfg.target_fprs, *(val[:2] if val else (None, None)))
+    info.update(n_oof=int(len(y)), n_val=0 if val is None else int(len(val[0])))
+    if val is not None and len(np.unique(val[0])) == 2:
+        info["val_log_loss"] = {"raw": _log_loss(val[0], val[1]),
+                                "calibrated": _log_loss(val[0], apply_calibration(info["calibration"], val[2]))}
     save_calibration(stack_dir, info)
     return info
 
+
+def val_scores(data, ensemble) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(targets, raw scores, the fold models' scores (K, n)) of the val clips some branch scored; None without."""
+    if "val" not in data.X or data.y_val is None:
+        return None
+    keep = data.X["val"]["n_branches_scored"].to_numpy() > 0
+    members = ensemble.member_probas(data.X["val"])[:, keep]
+    return np.asarray(data.y_val)[keep], members.mean(axis=0), members
 
 
 def save_calibration(stack_dir: Path, info: dict) -> Path:
@@ -217,21 +269,21 @@ def pick_threshold(info: dict, fpr: float | None = None) -> dict:
                     "(set stack.target_fprs and re-run `mmdf stack --force`)")
 
 
-def calibrate_and_report(cfg, stack_dir: Path, data, chosen: str, oof: dict, preds: dict, report: Path) -> dict:
+def calibrate_and_report(cfg, stack_dir: Path, data, chosen: str, oof: dict, ensemble, report: Path) -> dict:
     """:func:`calibrate_stack`, then the reliability diagram and the report's thresholds section."""
     from mmdf.stack.report import calibration_lines, insert_section, plot_reliability
 
-    info = calibrate_stack(stack_dir, data, chosen, oof, preds, cfg.stack)
+    info = calibrate_stack(stack_dir, data, chosen, oof, ensemble, cfg.stack, cfg.seed)
     cal = info["calibration"]
     keep, score, y = _scored(oof[chosen], data.X["train"]["n_branches_scored"], data.y_train)
     panels = {"train, stacked OOF": (y, {"uncalibrated": score})}
     if cal["kind"] != "none":
         panels["train, stacked OOF"][1][f"{cal['kind']} (cross-validated)"] = \
-            cross_val_calibrated(cal["kind"], score, y, data.fold[keep])
-    if "val" in preds and data.y_val is not None:
-        _, val, y_val = _scored(preds["val"][chosen], data.X["val"]["n_branches_scored"], data.y_val)
-        panels["val"] = (y_val, {"uncalibrated": val} if cal["kind"] == "none" else
-                         {"uncalibrated": val, cal["kind"]: apply_calibrator(cal, val)})
+            cross_val_calibrated(cal["kind"], score, y, data.fold[keep], cfg.seed)
+    val = val_scores(data, ensemble)
+    if val is not None:
+        panels["val"] = (val[0], {"uncalibrated": val[1]} if cal["kind"] == "none" else
+                         {"uncalibrated": val[1], cal["kind"]: apply_calibration(cal, val[2])})
     image = plot_reliability(panels, Path(stack_dir) / "reliability.png")
     if Path(report).is_file():
         insert_section(report, calibration_lines(info, image, Path(report).parent))

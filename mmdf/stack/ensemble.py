@@ -24,8 +24,12 @@ class FoldEnsemble(ClassifierMixin, BaseEstimator):
         self.members = members
         self.classes_ = np.array([0, 1])
 
+    def member_probas(self, X: pd.DataFrame) -> np.ndarray:
+        """(K, n): each fold model's probability of fake (what its own calibrator maps)."""
+        return np.stack([m.predict_proba(X)[:, 1] for m in self.members])
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = np.mean([m.predict_proba(X)[:, 1] for m in self.members], axis=0)
+        p = self.member_probas(X).mean(axis=0)
         return np.column_stack([1 - p, p])
 
     @property

@@ -88,7 +88,8 @@ def calibration_card_lines(calibration: dict) -> list[str]:
     cal = calibration["calibration"]
     lines = ["## Calibration and thresholds", "",
              f"`prob` from `mmdf predict` is the `{calibration['method']}` score calibrated by **{NAMES[cal['kind']]}** "
-             f"(chosen by OOF log-loss cross-validated on the folds: "
+             f"(one calibrator per fold model, on that fold's OOF scores; chosen by OOF log-loss cross-validated "
+             f"inside each fold: "
              + ", ".join(f"{k} {v:.4f}" for k, v in cal["oof_log_loss_cv"].items())
              + f"; uncalibrated {cal['oof_log_loss_raw']:.4f})."]
     if "val_log_loss" in calibration:

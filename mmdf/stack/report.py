@@ -256,8 +256,9 @@ def calibration_lines(info: dict, image: Path | None, report_dir: Path) -> list[
     cv = ", ".join(f"{k} {v:.4f}" for k, v in cal["oof_log_loss_cv"].items())
     lines = ["## Calibration and operating thresholds (for `mmdf predict`)", "",
              f"`{info['method']}`'s score is calibrated by **{NAMES[cal['kind']]}** (lowest OOF log-loss cross-validated "
-             f"on the branches' folds: {cv}; uncalibrated {cal['oof_log_loss_raw']:.4f}), fitted on "
-             f"{info['n_oof']} scored train clips."]
+             f"inside each of the branches' folds: {cv}; uncalibrated {cal['oof_log_loss_raw']:.4f}), one "
+             f"calibrator per fold model, fitted on that fold's OOF scores ({info['n_oof']} scored train clips in all); "
+             "the fold models' calibrated probabilities are averaged."]
     if "val_log_loss" in info:
         v = info["val_log_loss"]
         lines += [f"Val log-loss: uncalibrated {v['raw']:.4f}, calibrated {v['calibrated']:.4f}."]

@@ -159,7 +159,8 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     from mmdf.stack.calibration import calibrate_and_report
     from mmdf.stack.model_card import write_model_card
     write_model_card(cfg, data, table, chosen,
-                     calibrate_and_report(cfg, stack_dir, data, chosen, oof, preds, cfg.run_dir / REPORT_NAME))
+                     calibrate_and_report(cfg, stack_dir, data, chosen, oof, fitted[chosen],
+                                          cfg.run_dir / REPORT_NAME))
     # --- end of the `mmdf predict` block
     from mmdf.audit.report import link_from_report
     link_from_report(cfg.run_dir)  # the report was rewritten: keep the link to an earlier audit
