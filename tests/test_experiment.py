@@ -298,6 +298,33 @@ def test_failed_step_stops_with_a_clear_error(tmp_path, pipeline, counted):
     assert read_records(load_experiment(path).trials[0].run_dir)["audio"]["state"] == "failed"
 
 
+def test_parallel_branch_steps_run_at_once_and_a_failure_waits_for_the_others(tmp_path, pipeline, monkeypatch):
+    """With ``parallel: 2`` the two branch steps of a trial run at the same time (a barrier only two
+    steps running at once pass), prepare and stack alone; one failing is raised after the other finished."""
+    import threading
+
+    exp = load_experiment(experiment(tmp_path, pipeline, {"parallel": 2}))
+    groups = [[step for _, step, _ in g] for g in runner_mod._step_groups(exp, exp.trials)]
+    assert groups == [["prepare"], ["audio", "visual"], ["stack"]]
+    barrier, finished, seen = threading.Barrier(2, timeout=20), [], []
+
+    def fake(exp_, trial, act, echo=True, isolate=None):
+        seen.append((act.step, isolate))
+        if act.step in ("audio", "visual"):
+            barrier.wait()  # raises BrokenBarrierError unless both are running
+        if act.step == "audio":
+            raise MmdfError("audio broke")
+        finished.append(act.step)
+
+    monkeypatch.setattr(runner_mod, "execute", fake)
+    with pytest.raises(MmdfError, match="audio broke"):
+        runner_mod.run_trials(exp, exp.trials, echo=False)
+    assert finished == ["prepare", "visual"]  # the stack never started; visual was let finish
+    assert ("visual", True) in seen and ("prepare", None) in seen  # at once means in their own processes
+    with pytest.raises(ConfigError, match="parallel must be at least 1"):
+        load_experiment(experiment(tmp_path, pipeline, {"parallel": 0}, name="zero"))
+
+
 def test_launcher_starts_training_steps_only(tmp_path, pipeline):
     import sys
 

@@ -27,6 +27,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,17 @@ def write_records(run_dir: Path, records: dict[str, dict]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir / RECORDS) as tmp:
         tmp.write_text(json.dumps(records, indent=2))
+
+
+_RECORDS_LOCK = threading.Lock()  # steps running at once update one steps.json
+
+
+def set_record(run_dir: Path, step: str, record: dict) -> None:
+    """Replace one step's record in ``steps.json``, keeping the others' (also those of steps running at once)."""
+    with _RECORDS_LOCK:
+        records = read_records(run_dir)
+        records[step] = record
+        write_records(run_dir, records)
 
 
 def _finished(record: dict | None, fp: str) -> bool:
@@ -184,18 +196,75 @@ def run_experiment(exp: Experiment, variants: list[str] | None = None, force: bo
 
 
 def run_trials(exp: Experiment, trials: list[Trial], force: bool = False, echo: bool = True) -> list[Action]:
-    """Every step of every trial, in order: skipped, reused, resumed or run; returns what was done."""
+    """Every step of every trial, in order: skipped, reused, resumed or run; returns what was done.
+
+    With ``parallel`` above 1, a trial's branch steps (which read the feature
+    cache and nothing of each other) run that many at once, each in its own
+    process; prepare before them and the stack after them still run alone.
+    """
     fresh: dict[tuple[str, str], str] = {}
     total = len(trials) * len(exp.spec.steps)
-    done = []
-    for n, (trial, step, fp) in enumerate(trial_steps(exp, trials), 1):
-        act = decide(exp, trial, step, fp, force, fresh)
-        log.info("[%d/%d] %s %s: %s", n, total, trial.name or exp.name, step, act.describe())
-        execute(exp, trial, act, echo)
-        if act.what in COMPUTE:
-            fresh[(step, fp)] = trial.name
-        done.append(act)
+    done: list[Action] = []
+    for group in _step_groups(exp, trials):
+        planned = []
+        for trial, step, fp in group:
+            act = decide(exp, trial, step, fp, force, fresh)
+            log.info("[%d/%d] %s %s: %s", len(done) + len(planned) + 1, total, trial.name or exp.name, step,
+                     act.describe())
+            if act.what in COMPUTE:
+                fresh[(step, fp)] = trial.name
+            planned.append((trial, act))
+        _execute_group(exp, planned, echo)
+        done += [act for _, act in planned]
     return done
+
+
+def _step_groups(exp: Experiment, trials: list[Trial]):
+    """The (trial, step, fingerprint) of :func:`trial_steps` in groups that may run at once: a trial's
+    consecutive branch steps when ``parallel`` > 1, every other step alone."""
+    group: list = []
+    for item in trial_steps(exp, trials):
+        trial, step, _ = item
+        joins = exp.spec.parallel > 1 and steps()[step].trains and bool(group) and group[-1][0] is trial \
+            and steps()[group[-1][1]].trains
+        if group and not joins:
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def _execute_group(exp: Experiment, planned: list[tuple[Trial, Action]], echo: bool) -> None:
+    """Carry out a group's actions: alone in order, or the computing ones ``parallel`` at a time in processes.
+
+    Running at once, the steps' output goes to their logs only (interleaved
+    progress bars would be unreadable); a failure is raised once the others finish.
+    """
+    computing = [(t, a) for t, a in planned if a.what in COMPUTE]
+    if exp.spec.parallel <= 1 or len(computing) <= 1:
+        for trial, act in planned:
+            execute(exp, trial, act, echo)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    for trial, act in planned:
+        if act.what not in COMPUTE:
+            execute(exp, trial, act, echo)
+    run_dir = computing[0][0].run_dir
+    log.info("running %s at once (%d at a time), each in its own process; output in %s",
+             ", ".join(a.step for _, a in computing), exp.spec.parallel, run_dir / "logs")
+    with ThreadPoolExecutor(max_workers=exp.spec.parallel) as pool:
+        futures = [pool.submit(_execute_logged, exp, t, a) for t, a in computing]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+
+
+def _execute_logged(exp: Experiment, trial: Trial, act: Action) -> None:
+    start = time.perf_counter()
+    execute(exp, trial, act, echo=False, isolate=True)
+    log.info("%s %s: finished in %.0f s", trial.name or exp.name, act.step, time.perf_counter() - start)
 
 
 def select(exp: Experiment, variants: list[str] | None) -> list[Trial]:
@@ -217,21 +286,22 @@ def describe(exp: Experiment) -> dict:
     }
 
 
-def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> None:
-    """Carry out one planned action and record it in the trial's ``steps.json``."""
+def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True, isolate: bool | None = None) -> None:
+    """Carry out one planned action and record it in the trial's ``steps.json``.
+
+    ``isolate``: run a computing step in its own process (default: the experiment's ``isolate``).
+    """
     run_dir, step = trial.run_dir, act.step
     spec, cfg = steps()[step], trial.configs[step]
     if act.what == "done":
         return
-    records = read_records(run_dir)
     if act.what == "reuse":
         donor = exp.root / act.source
         for out in spec.outputs:
             _link(donor / out, run_dir / out)
         rec = dict(read_records(donor)[step])
         rec.update(state="done", reused_from=act.source)
-        records[step] = rec
-        write_records(run_dir, records)
+        set_record(run_dir, step, rec)
         return
 
     force = act.what == "redo"
@@ -241,28 +311,26 @@ def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True) -> No
             force = True
     cfg_file = run_dir / "configs" / f"{step}.yaml"
     save_config(cfg, cfg_file)
-    records[step] = {"fingerprint": act.fingerprint, "state": "running", "started_at": time.time()}
-    write_records(run_dir, records)
-    if exp.spec.isolate:
+    set_record(run_dir, step, {"fingerprint": act.fingerprint, "state": "running", "started_at": time.time()})
+    isolate = exp.spec.isolate if isolate is None else isolate
+    if isolate:
         argv = [*_launcher(exp, step), "-m", "mmdf", *spec.command, "--config", str(cfg_file)]
         if force and spec.forceable:
             argv.append("--force")
         measured = measure_command(argv, run_dir / "logs" / f"{step}.log", echo=echo)
     else:
         measured = measure_call(lambda: spec.run(cfg, force and spec.forceable))
-    records = read_records(run_dir)
     if measured.returncode != 0 or not spec.complete(cfg):
-        records[step].update(state="failed", returncode=measured.returncode)
-        write_records(run_dir, records)
+        set_record(run_dir, step, {"fingerprint": act.fingerprint, "state": "failed",
+                                   "returncode": measured.returncode})
         where = ""
-        if exp.spec.isolate:
+        if isolate:
             log_file = run_dir / "logs" / f"{step}.log"
             where = f"; its output is in {log_file}, ending:\n  {_last_line(log_file)}\n"
         raise MmdfError(f"experiment {exp.name}: step {step} of {trial.name} failed "
                         f"(exit status {measured.returncode}){where}. Fix the cause and run the experiment "
                         "again: finished steps are kept, this one resumes.")
-    records[step] = _record(act.fingerprint, measured)
-    write_records(run_dir, records)
+    set_record(run_dir, step, _record(act.fingerprint, measured))
 
 
 def _record(fp: str, m: Measured) -> dict:

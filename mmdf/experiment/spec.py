@@ -65,6 +65,9 @@ class ExperimentConfig:
     grid: dict[str, list] = field(default_factory=dict)  # key -> values: one variant per combination
     isolate: bool = True  # every step in its own process: peak memory per step, torchrun for training
     launcher: str | None = None  # how training steps start, e.g. "torchrun --nproc_per_node 4"
+    # Branch steps of a trial run this many at once, each in its own process (its output then goes to
+    # <run>/logs/<step>.log only). Worth it where one step leaves cores idle (train.threads, a small GPU job).
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         all_steps, metrics = pipeline_steps(), metric_steps()
@@ -79,6 +82,8 @@ class ExperimentConfig:
         if self.metric not in metrics or self.metric not in self.steps:
             raise ValueError(f"metric must be one of the steps run among {', '.join(metrics)}; "
                              f"got {self.metric!r} with steps {self.steps}")
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be at least 1 (steps at once), got {self.parallel}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat a value: {self.seeds}")
         for key, values in self.grid.items():
