@@ -99,6 +99,26 @@ def test_sharpness_ratio_orders_blurred_and_sharp_faces():
     assert blurred["hf_share_mean"] < sharp["hf_share_mean"]
 
 
+def test_texture_profile_rises_outside_a_blurred_centre_and_skips_padding():
+    """A swap's low-resolution inner face: fine texture missing inside a disc, present around it."""
+    import cv2
+
+    sharp = crops(3)
+    swapped = sharp.copy()
+    y, x = np.mgrid[:64, :64] - 31.5
+    radius = np.hypot(y, x) / 20  # units of half the face square's side (40 px)
+    inner = radius < 0.6  # rings 0-2 of 8 (0.2 wide each); ring 3 on sharp
+    for img in swapped:
+        img[inner] = cv2.GaussianBlur(img, (0, 0), 2.0)[inner]
+    flat, bumped = visual_features(sharp, MARGIN), visual_features(swapped, MARGIN)
+    assert all(abs(flat[f"hf_ring{k}_mean"]) < 0.15 for k in range(8))  # the same texture everywhere
+    assert bumped["hf_ring4_mean"] > 0.5 and bumped["hf_ring7_mean"] > 0.5
+    padded = sharp.copy()
+    padded[:, radius >= 1.4] = 0  # the frame's outside, as near an image edge
+    out = visual_features(padded, MARGIN)
+    assert np.isnan(out["hf_ring7_mean"]) and abs(out["hf_ring6_mean"]) < 0.15
+
+
 def test_single_crop_has_no_flicker_and_zero_crops_are_all_nan():
     one = visual_features(crops(1), MARGIN)
     assert list(one) == clip_feature_names()

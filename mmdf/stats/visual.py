@@ -10,6 +10,16 @@ its own border, where a blending seam lies); per clip they are summarised by
 their mean and standard deviation over the crops and their flicker (mean
 absolute change from one crop to the next).
 
+A swap is blended in through a mask inside the face box (the landmarks' hull
+in real swappers), so the fine texture drops inside the mask (the donor is
+rendered at a lower resolution than the frame, Li and Lyu, "Exposing DeepFake
+videos by detecting face warping artifacts", 2019) and peaks on its edge (the
+blending boundary of Li et al., "Face X-ray", 2020). Where that edge lies
+varies, so ``hf_ringK`` is the whole radial profile of the finest band's
+energy, in ``N_RINGS`` rings from the face centre to the crop's edge, against
+the face's centre: a real face's texture runs on to its edge, a swapped one's
+rises at the seam and stays above the blurred centre beyond it.
+
 High-frequency energy follows Durall et al., "Unmasking DeepFakes with simple
 features" (2019): the azimuthal average of the 2-D power spectrum of the grey
 face, here in ``N_RADIAL`` radial bins.
@@ -20,8 +30,10 @@ from __future__ import annotations
 import numpy as np
 
 # Bump when a feature's definition changes; it keys the cached feature tables.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 N_RADIAL = 16  # radial bins of the face's power spectrum
+N_RINGS = 8  # rings of the fine-texture profile, from the face centre to the crop's edge
+CENTRE_RINGS = 2  # the profile's reference: the innermost rings (the central face, inside any blend mask)
 CORE = 0.5  # the face's core: this share of the face square's side, centred
 CHANNELS = ("L", "A", "B")  # CIELAB (OpenCV's 8-bit scaling): lightness and two colour-opponent axes
 
@@ -52,13 +64,16 @@ def clip_feature_names() -> list[str]:
 
 def summarise(table: np.ndarray, names: list[str]) -> dict[str, float]:
     """Mean, std and flicker (mean |change| between consecutive crops) of each per-crop feature (N, F)."""
-    with np.errstate(invalid="ignore"):
+    import warnings
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature NaN in every crop stays NaN, silently
         mean = np.nanmean(table, axis=0) if np.isfinite(table).any() else np.full(len(names), np.nan)
-    if len(table) > 1:
-        std = np.nanstd(table, axis=0)
-        flicker = np.nanmean(np.abs(np.diff(table, axis=0)), axis=0)
-    else:
-        std = flicker = np.full(len(names), np.nan)
+        if len(table) > 1:
+            std = np.nanstd(table, axis=0)
+            flicker = np.nanmean(np.abs(np.diff(table, axis=0)), axis=0)
+        else:
+            std = flicker = np.full(len(names), np.nan)
     out = {}
     for i, n in enumerate(names):
         out.update({f"{n}_mean": float(mean[i]), f"{n}_std": float(std[i]), f"{n}_flicker": float(flicker[i])})
@@ -85,7 +100,8 @@ def per_crop_names() -> list[str]:
     for pair in ("ring", "border"):
         names += [f"{pair}_d{c}_mean" for c in CHANNELS] + [f"{pair}_logr{c}_std" for c in CHANNELS]
     names += ["sharp_face", "sharp_ring_logratio", "sharp_border_logratio"]
-    return names + [f"psd{k:02d}" for k in range(N_RADIAL)] + ["hf_share"]
+    names += [f"psd{k:02d}" for k in range(N_RADIAL)] + ["hf_share"]
+    return names + [f"hf_ring{k}" for k in range(N_RINGS)]
 
 
 def crop_features(crop: np.ndarray, margin: float) -> dict[str, float]:
@@ -112,6 +128,7 @@ def crop_features(crop: np.ndarray, margin: float) -> dict[str, float]:
     out["sharp_ring_logratio"] = _log_ratio(sharp["face"], sharp["ring"])
     out["sharp_border_logratio"] = _log_ratio(sharp["core"], sharp["border"])
     out.update(radial_spectrum(grey[square, square]))
+    out.update(texture_rings(grey, crop.any(axis=2), margin))
     return out
 
 
@@ -159,6 +176,33 @@ def radial_spectrum(grey: np.ndarray, n_bins: int = N_RADIAL) -> dict[str, float
     out = {f"psd{k:02d}": float(v) for k, v in enumerate(profile - np.nanmean(profile))}
     out["hf_share"] = float(hf)
     return out
+
+
+def texture_rings(grey: np.ndarray, valid: np.ndarray, margin: float, n_rings: int = N_RINGS) -> dict[str, float]:
+    """log10 energy of the finest band (grey minus its sigma-1 blur) per ring, minus that of the face's centre.
+
+    Ring ``k`` covers radii ``[k, k + 1) * (1 + 2 margin) / n_rings`` in units
+    of half the face square's side (circles about the crop centre; the last
+    ring reaches the crop's edge). Only ``valid`` (S, S) pixels count (black
+    padding is the frame's outside), less the blur's reach beside the padding,
+    whose edge is no texture; a ring without any is NaN.
+    """
+    import cv2
+    from scipy import ndimage
+
+    size = grey.shape[0]
+    fine = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0)) ** 2
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8), borderValue=1) > 0  # 3 sigma
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    radius = np.hypot(y, x) / (size / (1 + 2 * margin) / 2)
+    labels = np.minimum((radius / (1 + 2 * margin) * n_rings).astype(int), n_rings)
+    labels[~valid] = n_rings  # label n_rings (corners, padding): dropped
+    counts = np.bincount(labels.ravel(), minlength=n_rings + 1)[:n_rings]
+    energy = np.asarray(ndimage.sum(fine, labels=labels, index=np.arange(n_rings)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profile = np.where(counts > 0, np.log10(energy / np.maximum(counts, 1) + 1e-3), np.nan)
+        centre = np.nanmean(profile[:CENTRE_RINGS]) if np.isfinite(profile[:CENTRE_RINGS]).any() else np.nan
+    return {f"hf_ring{k}": float(v - centre) for k, v in enumerate(profile)}
 
 
 def pixel_flicker(crops: np.ndarray, margin: float) -> dict[str, float]:

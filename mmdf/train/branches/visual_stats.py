@@ -1,5 +1,6 @@
 """The visual statistics branch: colour, sharpness and high-frequency energy of the face against its
-surround, and their flicker over the clip (:mod:`mmdf.stats.visual`) -> a statistics model.
+surround, the fine texture's radial profile from the face centre (a swap's blurred inner face and its
+blending seam), and their flicker over the clip (:mod:`mmdf.stats.visual`) -> a statistics model.
 Config section ``train.visual_stats``."""
 
 from __future__ import annotations
