@@ -163,7 +163,7 @@ class CountingDetector:
         self.frames_seen = 0
         self.roi_calls = 0
 
-    def detect(self, frames, downscale=True):
+    def detect(self, frames, downscale=True, landmarks=False):
         self.frames_seen += len(frames)
         if not downscale:  # region-of-interest pass: the face sits in the middle of each region
             self.roi_calls += 1
@@ -175,6 +175,20 @@ class CountingDetector:
             i = int(f[0, 0, 0])  # frames carry their index in the first pixel
             out.append(Detection(self.boxes[i][None].astype(np.float32), np.array([0.99], np.float32)))
         return out
+
+
+def _landmarks_of(boxes: np.ndarray) -> np.ndarray:
+    """(n, 5, 2) points at fixed places of each box (n, 4): a linear function of the box."""
+    share = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]], np.float32)
+    return boxes[:, None, :2] + share[None] * (boxes[:, None, 2:] - boxes[:, None, :2])
+
+
+class LandmarkDetector(CountingDetector):
+    """A :class:`CountingDetector` that gives MTCNN's five points when asked, as the real one does."""
+
+    def detect(self, frames, downscale=True, landmarks=False):
+        found = super().detect(frames, downscale)
+        return [Detection(d.boxes, d.probs, _landmarks_of(d.boxes) if landmarks else None) for d in found]
 
 
 def _indexed_frames(n):
@@ -206,3 +220,16 @@ def test_moving_face_is_verified_between_key_frames():
     always = CountingDetector(boxes[:1] * 9)
     find_main_face(_indexed_frames(9), always, FaceConfig(detect_every=4, interpolate_iou=1.01))
     assert always.roi_calls == 1  # interpolate_iou > 1: never trust interpolation
+
+
+@pytest.mark.parametrize("moves", [0.2, 3.0])
+def test_landmarks_follow_the_main_face(moves):
+    """Key frames' points as detected, steady frames' interpolated, region frames' mapped back to the frame:
+    wherever the box is, the points sit where they belong on it (the sync half places the mouth by them)."""
+    from mmdf.prepare.faces import faces_from_frames
+
+    boxes = [np.array([2 + t * moves, 10, 22 + t * moves, 30], np.float32) for t in range(9)]
+    det = LandmarkDetector(boxes)
+    result = faces_from_frames(_indexed_frames(9), np.arange(9), det, FaceConfig(detect_every=4, crop_size=16))
+    assert (det.roi_calls > 0) == (moves > 1) and result.points.shape == (9, 5, 2)
+    np.testing.assert_allclose(result.points, _landmarks_of(result.boxes), atol=1e-3)

@@ -8,6 +8,7 @@ to lag k.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +19,11 @@ import pytest
 from media_factory import face_frame, make_clip, noise_frame
 from train_factory import make_manifest, tiny_config
 
-from mmdf.prepare.clip import ClipTask, process_clip
+from mmdf.prepare.clip import ClipTask, _Job, _make_faces, process_clip
 from mmdf.prepare.config import PrepareConfig
 from mmdf.prepare.faces import FaceDetector
-from mmdf.prepare.mouth import SyncTrack
+from mmdf.prepare.media import read_window
+from mmdf.prepare.mouth import SyncTrack, anchored_places, mouth_places, mouth_track, sync_window
 from mmdf.stats.sync import sync_features
 
 FPS, RATE, SIZE = 25, 16000, 256
@@ -98,6 +100,72 @@ def test_the_mouth_track_is_aligned_with_its_audio(tmp_path, prepare_cfg, detect
     assert feats["open_lag"] == shift and feats["open_peak"] > 0.8  # the voice follows the mouth by `shift` frames
     if shift:
         assert feats["open_at0"] < 0.5 * feats["open_peak"]
+
+
+class CountingDetector:
+    """The real detector, counting its calls."""
+
+    def __init__(self, inner: FaceDetector):
+        self.inner, self.calls = inner, 0
+
+    def detect(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.detect(*args, **kwargs)
+
+
+def face_half(clip: Path, cfg: PrepareConfig, detector) -> _Job:
+    """The face half of ``clip`` alone, as process_clip runs it (its job carries the anchors it leaves)."""
+    from mmdf.prepare.media import probe, used_span
+
+    info = probe(clip)
+    job = _Job(ClipTask("val", clip.name, str(clip), clip.stem), info, used_span(info.duration, cfg.max_duration),
+               cfg, detector, clip.parent / "faces_only")
+    assert _make_faces(job).fields["visual_status"] == "ok"
+    return job
+
+
+def test_the_sync_half_places_the_mouth_by_the_face_halfs_landmarks(tmp_path, prepare_cfg, detector):
+    """Where the face half's K frames cover the window, the sync half calls no detector of its own; its
+    mouth places agree with those MTCNN finds in the window within a few pixels."""
+    clip = talking_clip(tmp_path / "talk.mp4", detector)
+    alone = CountingDetector(detector)
+    job = face_half(clip, prepare_cfg, alone)
+    both = CountingDetector(detector)
+    row = prepared(clip, prepare_cfg, both, tmp_path / "cache")
+    assert row.sync_status == "ok", row.error
+    assert both.calls == alone.calls  # the face half's calls only
+    frames, times, _ = read_window(clip, *sync_window(job.span, prepare_cfg.sync.window))
+    anchored = anchored_places(job.anchors, times, frames.shape[1:3], prepare_cfg.sync)
+    own = mouth_places(frames, detector, prepare_cfg.faces, prepare_cfg.sync)
+    assert np.abs(anchored - own).max() < 4  # pixels of the 256x256 frames
+
+
+def test_the_sync_half_detects_where_the_face_half_does_not_cover_its_window(tmp_path, prepare_cfg, detector):
+    """Too few of the face half's frames in the window (K frames seconds apart in a long clip), or none
+    (a face half lent by another cache): the sync half looks at ``detect_frames`` frames itself."""
+    clip = talking_clip(tmp_path / "long.mp4", detector, seconds=8.0)
+    sparse = dataclasses.replace(prepare_cfg, faces=dataclasses.replace(prepare_cfg.faces, num_frames=4))
+    alone = CountingDetector(detector)
+    face_half(clip, sparse, alone)  # frames at 0, 2.6, 5.3, 8 s: two within 1.5-6.5 s
+    both = CountingDetector(detector)
+    row = prepared(clip, sparse, both, tmp_path / "cache")
+    assert row.sync_status == "ok", row.error
+    assert both.calls == alone.calls + 1  # one MTCNN call on the window's detect_frames frames
+    counted = CountingDetector(detector)
+    track = mouth_track(clip, (0.0, 8.0), prepare_cfg.sync, prepare_cfg.faces, counted, anchors=None)
+    assert counted.calls == 1 and len(track.mouth) == 100
+
+
+def test_the_sync_features_are_keyed_by_the_face_settings_too():
+    """The mouth is placed by the face half's landmarks: its settings key the sync statistics, and the
+    sync half's version keys the cache (features of the earlier sync half are not reused)."""
+    from mmdf.prepare.cache import SYNC_VERSION, feature_params
+    from mmdf.stats.table import feature_function
+
+    cfg = PrepareConfig()
+    other = dataclasses.replace(cfg, faces=dataclasses.replace(cfg.faces, num_frames=8))
+    assert feature_function("sync", cfg)[2] != feature_function("sync", other)[2]
+    assert feature_params(cfg)["sync_version"] == SYNC_VERSION >= 2
 
 
 def test_missing_modalities_have_their_status(tmp_path, prepare_cfg, detector):

@@ -41,6 +41,10 @@ from mmdf.prepare.row import FEATURE_FILES, FEATURE_SUFFIX, KEY_FIELDS, KIND_FIE
 
 # Bump when the feature code changes what it writes for the same parameters.
 FEATURE_VERSION = 1
+# The same for the sync half alone (it changes the cache's key, not what a sibling cache with the same
+# mel or face parameters may lend). 2: the mouth placed by the face half's landmarks, which makes the
+# sync features depend on ``prepare.faces`` as well (num_frames, detect_size, ...; all in the key).
+SYNC_VERSION = 2
 # Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
 BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face"), "sync": ("ok",)}
 # Parameters that change how fast features are made, not what they are.
@@ -65,7 +69,7 @@ def _key_fields(value: Any) -> Any:
 
 def feature_params(prepare_cfg) -> dict:
     """The parameters that determine the cached features (a plain dict)."""
-    return {"version": FEATURE_VERSION, **_key_fields(prepare_cfg)}
+    return {"version": FEATURE_VERSION, "sync_version": SYNC_VERSION, **_key_fields(prepare_cfg)}
 
 
 def cache_key(prepare_cfg) -> str:

@@ -26,17 +26,20 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mmdf.prepare.audio import mel_image
 from mmdf.prepare.cache import feature_relpath, link_feature, save_array, save_arrays, source_fingerprint
 from mmdf.prepare.config import PrepareConfig
-from mmdf.prepare.faces import FaceDetector, faces_from_frames
+from mmdf.prepare.faces import FaceDetector, FaceResult, faces_from_frames
 from mmdf.prepare.media import (
-    MediaError, StreamInfo, decode_audio, fit_length, index_video, is_truncated, no_samples, probe,
+    MediaError, StreamInfo, VideoIndex, decode_audio, fit_length, index_video, is_truncated, no_samples, probe,
     read_indexed_frames, reference_length, used_span,
 )
 from mmdf.prepare.row import FEATURE_FILES, KIND_FIELDS, STATUS_ORDER, ManifestRow  # noqa: F401 - STATUS_ORDER
+
+if TYPE_CHECKING:
+    from mmdf.prepare.mouth import MouthAnchors
 
 
 @dataclass
@@ -51,7 +54,7 @@ class ClipTask:
 
 @dataclass
 class _Job:
-    """Everything one half of one clip needs."""
+    """Everything one half of one clip needs; ``anchors``: what the face half leaves for the sync half."""
 
     task: ClipTask
     info: StreamInfo
@@ -59,6 +62,7 @@ class _Job:
     cfg: PrepareConfig
     detector: FaceDetector | None
     root: Path
+    anchors: MouthAnchors | None = None  # the main face's landmarks where the face half found it
 
     @property
     def trimmed(self) -> tuple[float, float] | None:
@@ -167,6 +171,8 @@ def _make_sync(job: _Job) -> _Outcome:
 
     With a lent ``sync`` half (a file whose video stream is this one's), its
     mouth crops are taken and only the audio of the same frames is made anew.
+    Otherwise the mouth is placed by the landmarks the face half left in ``job.anchors`` where they
+    cover the window (none when that half was lent, failed or found no face: then MTCNN looks again).
     """
     from mmdf.prepare.mouth import SyncTrack, mouth_track, with_audio_of
 
@@ -175,7 +181,7 @@ def _make_sync(job: _Job) -> _Outcome:
         donor = SyncTrack.load(Path(lent[0]) / lent[1]["sync_file"])
         track = with_audio_of(donor, job.task.path, job.cfg.sync)
     else:
-        track = mouth_track(job.task.path, job.span, job.cfg.sync, job.cfg.faces, job.detector)
+        track = mouth_track(job.task.path, job.span, job.cfg.sync, job.cfg.faces, job.detector, job.anchors)
     rel = feature_relpath("sync", job.task.split, job.task.stem)
     save_arrays(job.root / rel, **track.arrays())
     return _Outcome({"sync_status": "ok", "sync_file": rel})
@@ -224,6 +230,7 @@ def _make_faces(job: _Job) -> _Outcome:
         return _Outcome({"visual_status": "truncated", "video_share": share}, note, truncated=True)
     frames, indices = read_indexed_frames(job.task.path, index, faces_cfg.num_frames, faces_cfg.skip_nonref)
     faces = faces_from_frames(frames, indices, job.detector, faces_cfg)
+    job.anchors = _anchors(faces, index, frames.shape[1:3])
     fields = {"frames_sampled": faces.frames_sampled, "frames_with_face": faces.frames_with_face, "video_share": share}
     notes = [note] if note else []
     if faces.frames_with_face == 0:
@@ -233,6 +240,13 @@ def _make_faces(job: _Job) -> _Outcome:
     save_array(job.root / rel, faces.crops)
     fields.update(visual_status="ok", faces_file=rel, face_conf_mean=round(faces.conf_mean, 5))
     return _Outcome(fields, note, truncated=cut)
+
+
+def _anchors(faces: FaceResult, index: VideoIndex, frame_size: tuple[int, int]) -> MouthAnchors:
+    """The face half's main face for the sync half (its frames' times on the container's clock)."""
+    from mmdf.prepare.mouth import MouthAnchors
+
+    return MouthAnchors.of(faces, index.times(faces.frame_indices), frame_size)
 
 
 def _borrowed(job: _Job, half: _Half, in_span: float) -> _Outcome:

@@ -62,7 +62,12 @@ class SyncConfig:
     window: float = 4.0  # seconds from the middle of the used span (all of it when shorter)
     min_frames: int = 25  # a window with fewer frames (a clip under ~1 s) is `too_short` for sync
     frame_size: int = 480  # longer side the window's frames are scaled down to (the crops are small)
-    detect_frames: int = 3  # frames of the window MTCNN looks at; the mouth is interpolated between them
+    # Frames with the mouth's landmarks the window needs: the face half's (its K frames) when that many
+    # fall in it, else MTCNN looks at this many frames of the window itself; interpolated between them.
+    detect_frames: int = 3
+    # Seconds beyond each end of the window within which the face half's frames still count (and bound
+    # the interpolation of the window's first and last frames): the K frames rarely fall on its edges.
+    anchor_margin: float = 0.5
     mouth_size: int = 48  # grey mouth crops (S, S) uint8
     mouth_scale: float = 0.5  # side of the mouth (and upper-face) region, in face-box widths
     sample_rate: int = 16000  # the audio features' rate

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,15 @@ class Detection:
     points: np.ndarray | None = None
 
 
+class FaceHit(NamedTuple):
+    """The main face in one frame, full-resolution pixels: box (4,) x1,y1,x2,y2, MTCNN probability, and
+    its five landmarks (5, 2) where they were asked for (None otherwise): the sync half's mouth places."""
+
+    box: np.ndarray
+    prob: float
+    points: np.ndarray | None = None
+
+
 @dataclass
 class FaceResult:
     """Crops (N, S, S, 3) RGB uint8 of the main face, N = frames where it was found."""
@@ -39,6 +49,7 @@ class FaceResult:
     conf_mean: float  # mean MTCNN probability of the main face over those frames; NaN when none
     boxes: np.ndarray  # (N, 4) full-resolution boxes of the crops
     frame_indices: np.ndarray  # (N,) clip frame index of each crop
+    points: np.ndarray  # (N, 5, 2) float32 landmarks (eyes, nose, mouth corners); NaN where unknown
 
 
 class FaceDetector:
@@ -98,8 +109,8 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def track_main_face(
     detections: list[Detection], min_confidence: float = 0.9, track_iou: float = 0.2, max_seeds: int = 8
-) -> list[tuple[np.ndarray, float] | None]:
-    """Per frame, the main face's (box, prob) or None.
+) -> list[FaceHit | None]:
+    """Per frame, the main face's :class:`FaceHit` (with its landmarks where the detections have them) or None.
 
     Each confident face (the ``max_seeds`` largest x most probable) seeds a track
     followed forwards and backwards to the box that overlaps the last one found
@@ -111,24 +122,28 @@ def track_main_face(
     confident = []
     for det in detections:
         keep = det.probs >= min_confidence
-        confident.append(Detection(det.boxes[keep], det.probs[keep]))
+        confident.append(Detection(det.boxes[keep], det.probs[keep], None if det.points is None else det.points[keep]))
     seeds = []
     for t, det in enumerate(confident):
         areas = (det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])
         seeds += [(float(a * p), t, i) for i, (a, p) in enumerate(zip(areas, det.probs))]
-    best: list[tuple[np.ndarray, float] | None] = [None] * len(detections)
+    best: list[FaceHit | None] = [None] * len(detections)
     best_rank = 0.0
     for _, t0, i0 in sorted(seeds, reverse=True)[:max_seeds]:
         track = _follow(confident, t0, i0, track_iou)
-        rank = sum(float((b[2] - b[0]) * (b[3] - b[1]) * p) for b, p in filter(None, track))
+        rank = sum(float((h.box[2] - h.box[0]) * (h.box[3] - h.box[1]) * h.prob) for h in filter(None, track))
         if rank > best_rank:
             best, best_rank = track, rank
     return best
 
 
-def _follow(confident: list[Detection], t0: int, i0: int, track_iou: float) -> list[tuple[np.ndarray, float] | None]:
-    track: list[tuple[np.ndarray, float] | None] = [None] * len(confident)
-    track[t0] = (confident[t0].boxes[i0], float(confident[t0].probs[i0]))
+def _hit(det: Detection, i: int) -> FaceHit:
+    return FaceHit(det.boxes[i], float(det.probs[i]), None if det.points is None else det.points[i])
+
+
+def _follow(confident: list[Detection], t0: int, i0: int, track_iou: float) -> list[FaceHit | None]:
+    track: list[FaceHit | None] = [None] * len(confident)
+    track[t0] = _hit(confident[t0], i0)
     for direction in (range(t0 + 1, len(confident)), range(t0 - 1, -1, -1)):
         last = confident[t0].boxes[i0]
         for t in direction:
@@ -138,7 +153,7 @@ def _follow(confident: list[Detection], t0: int, i0: int, track_iou: float) -> l
             ious = box_iou(last, det.boxes)
             i = int(np.argmax(ious))
             if ious[i] >= track_iou:
-                track[t] = (det.boxes[i], float(det.probs[i]))
+                track[t] = _hit(det, i)
                 last = det.boxes[i]
     return track
 
@@ -158,48 +173,62 @@ def square_region(box: np.ndarray, scale: float) -> tuple[float, float, float]:
     return cx - side / 2, cy - side / 2, side
 
 
-def _interpolate(track: dict[int, tuple[np.ndarray, float]], t: int) -> np.ndarray | None:
+def _neighbours(track: dict[int, FaceHit], t: int) -> tuple[int | None, int | None]:
+    """The nearest frames of ``track`` before and after ``t`` (None where there is none)."""
     before = [k for k in track if k < t]
     after = [k for k in track if k > t]
-    if before and after:
-        a, b = max(before), min(after)
+    return (max(before) if before else None), (min(after) if after else None)
+
+
+def _interpolate(track: dict[int, FaceHit], t: int) -> np.ndarray | None:
+    a, b = _neighbours(track, t)
+    if a is not None and b is not None:
         w = (t - a) / (b - a)
-        return (1 - w) * track[a][0] + w * track[b][0]
-    if before or after:
-        return track[max(before)][0] if before else track[min(after)][0]
+        return (1 - w) * track[a].box + w * track[b].box
+    if a is not None or b is not None:
+        return track[a if a is not None else b].box
     return None
 
 
-def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) -> list[tuple[np.ndarray, float] | None]:
-    """Per frame (N, H, W, 3), the main face's (box, prob) or None.
+def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) -> list[FaceHit | None]:
+    """Per frame (N, H, W, 3), the main face's :class:`FaceHit` (box, prob, landmarks) or None.
 
     Whole-frame detection runs on key frames only (every ``detect_every``-th and
     the last). Between two key frames whose boxes overlap by at least
     ``interpolate_iou`` (the head barely moved) the box is interpolated, as
     the DFDC winners did; elsewhere MTCNN looks only at a small region around
     the interpolated box, which costs a small fraction of a whole frame. A face found in no key frame is searched for in
-    every frame, so a clip is called ``no_face`` only after a full search.
+    every frame, so a clip is called ``no_face`` only after a full search. MTCNN's five landmarks are
+    kept (it computes them anyway) and interpolated like the boxes: the sync half places the mouth by them.
     """
     n = len(frames)
     step = max(1, cfg.detect_every)
     keys = sorted(set(range(0, n, step)) | {n - 1})
-    key_track = track_main_face(detector.detect(frames[keys]), cfg.min_confidence, cfg.track_iou)
-    track: dict[int, tuple[np.ndarray, float]] = {t: hit for t, hit in zip(keys, key_track) if hit is not None}
+    key_track = track_main_face(detector.detect(frames[keys], landmarks=True), cfg.min_confidence, cfg.track_iou)
+    track: dict[int, FaceHit] = {t: hit for t, hit in zip(keys, key_track) if hit is not None}
     others = [t for t in range(n) if t not in keys]
     if not others:
         return [track.get(t) for t in range(n)]
     if not track:  # nothing in the key frames: full search before calling it no_face
-        return track_main_face(detector.detect(frames), cfg.min_confidence, cfg.track_iou)
+        return track_main_face(detector.detect(frames, landmarks=True), cfg.min_confidence, cfg.track_iou)
     steady = {t: hit for t in others if (hit := _steady(track, t, cfg.interpolate_iou)) is not None}
     others = [t for t in others if t not in steady]
-    if not others:
-        return [track.get(t) or steady.get(t) for t in range(n)]
+    if others:
+        _verify_in_regions(frames, track, others, detector, cfg)
+    return [track.get(t) or steady.get(t) for t in range(n)]
+
+
+def _verify_in_regions(frames: np.ndarray, track: dict[int, FaceHit], others: list[int], detector: FaceDetector,
+                       cfg: FaceConfig) -> None:
+    """Add to ``track`` the main face of each frame of ``others`` found in the region around its
+    interpolated box (boxes and landmarks mapped back to full-resolution pixels). Each frame is matched
+    against the track as the frames before it left it."""
     regions, rois = [], []
     for t in others:
         x0, y0, side = square_region(_interpolate(track, t), cfg.roi_scale)
         regions.append((t, x0, y0, side))
         rois.append(_cut(frames[t], x0, y0, side, cfg.roi_size))
-    for (t, x0, y0, side), det in zip(regions, detector.detect(np.stack(rois), downscale=False)):
+    for (t, x0, y0, side), det in zip(regions, detector.detect(np.stack(rois), downscale=False, landmarks=True)):
         keep = det.probs >= cfg.min_confidence
         if not keep.any():
             continue
@@ -207,20 +236,24 @@ def find_main_face(frames: np.ndarray, detector: FaceDetector, cfg: FaceConfig) 
         ious = box_iou(_interpolate(track, t), boxes)
         i = int(np.argmax(ious))
         if ious[i] >= cfg.track_iou:
-            track[t] = (boxes[i], float(det.probs[keep][i]))
-    return [track.get(t) or steady.get(t) for t in range(n)]
+            points = None if det.points is None else det.points[keep][i] * (side / cfg.roi_size) + np.float32([x0, y0])
+            track[t] = FaceHit(boxes[i], float(det.probs[keep][i]), points)
 
 
-def _steady(track: dict[int, tuple[np.ndarray, float]], t: int, min_iou: float) -> tuple[np.ndarray, float] | None:
-    """The interpolated (box, prob) at ``t`` when the key frames around it agree, else None."""
-    before = [k for k in track if k < t]
-    after = [k for k in track if k > t]
-    if min_iou > 1 or not before or not after:
+def _steady(track: dict[int, FaceHit], t: int, min_iou: float) -> FaceHit | None:
+    """The interpolated hit at ``t`` when the key frames around it agree, else None; its landmarks are
+    interpolated as the box is, where both key frames have them."""
+    a, b = _neighbours(track, t)
+    if min_iou > 1 or a is None or b is None:
         return None
-    (box_a, prob_a), (box_b, prob_b) = track[max(before)], track[min(after)]
-    if box_iou(box_a, box_b[None])[0] < min_iou:
+    hit_a, hit_b = track[a], track[b]
+    if box_iou(hit_a.box, hit_b.box[None])[0] < min_iou:
         return None
-    return _interpolate(track, t), min(prob_a, prob_b)
+    points = None
+    if hit_a.points is not None and hit_b.points is not None:
+        w = (t - a) / (b - a)
+        points = (1 - w) * hit_a.points + w * hit_b.points
+    return FaceHit(_interpolate(track, t), min(hit_a.prob, hit_b.prob), points)
 
 
 def _cut(frame: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
@@ -245,15 +278,18 @@ def faces_from_frames(
     found = [t for t, hit in enumerate(track) if hit is not None]
     crops = np.zeros((len(found), cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8)
     for j, t in enumerate(found):
-        crops[j] = crop_face(frames[t], track[t][0], cfg.margin, cfg.crop_size)
-    probs = [track[t][1] for t in found]
+        crops[j] = crop_face(frames[t], track[t].box, cfg.margin, cfg.crop_size)
+    probs = [track[t].prob for t in found]
+    unknown = np.full((5, 2), np.nan, np.float32)
     return FaceResult(
         crops=crops,
         frames_sampled=len(frames),
         frames_with_face=len(found),
         conf_mean=float(np.mean(probs)) if probs else float("nan"),
-        boxes=np.array([track[t][0] for t in found], dtype=np.float32).reshape(-1, 4),
+        boxes=np.array([track[t].box for t in found], dtype=np.float32).reshape(-1, 4),
         frame_indices=np.asarray(indices)[found],
+        points=np.array([unknown if track[t].points is None else track[t].points for t in found],
+                        dtype=np.float32).reshape(-1, 5, 2),
     )
 
 

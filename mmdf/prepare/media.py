@@ -21,6 +21,7 @@ import contextlib
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -382,7 +383,8 @@ class VideoIndex:
     positions of key frames among them, ``targets`` the packets the K frames
     are sampled among (those inside the span), ``reached`` how far into the
     stream the packets go (seconds; NaN when unknown), ``seek`` where the
-    second pass starts (stream time base; None = the beginning).
+    second pass starts (stream time base; None = the beginning), ``time_base`` the stream's (seconds per
+    ``pts`` unit; None without timestamps).
     """
 
     pts: np.ndarray
@@ -392,6 +394,17 @@ class VideoIndex:
     seek: int | None
     span: tuple[float, float] | None = None
     timestamps: bool = True  # False: packets without timestamps; frames come from decord
+    time_base: Fraction | None = None
+
+    def times(self, indices: np.ndarray) -> np.ndarray:
+        """Seconds on the container's clock (``pts * time_base``, as :func:`read_window` gives them) of
+        frames given by their positions among ``targets``; NaN for -1 or without timestamps."""
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.full(len(indices), np.nan)
+        if self.time_base is not None and len(self.targets):
+            known = (indices >= 0) & (indices < len(self.targets))
+            out[known] = [float(int(p) * self.time_base) for p in self.targets[indices[known]]]  # exact, as there
+        return out
 
     def decoded(self) -> float:
         """Seconds of the span (or of the stream) the packets cover."""
@@ -440,7 +453,7 @@ def _index_pyav(path: str | Path, span: tuple[float, float] | None) -> VideoInde
 def _finish_index(pts, keys, reached, seek, span, origin, tb) -> VideoIndex:
     inside = pts if span is None else pts[pts * float(tb) - origin >= span[0]]
     targets = np.sort(inside if len(inside) else pts)
-    return VideoIndex(pts, np.array(keys or [0], np.int64), targets, reached, seek, span)
+    return VideoIndex(pts, np.array(keys or [0], np.int64), targets, reached, seek, span, time_base=tb)
 
 
 class _Picker:

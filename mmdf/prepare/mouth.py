@@ -4,9 +4,11 @@ Lip-sync and dubbed fakes show in how the mouth moves with the voice, which
 takes every frame of a stretch of the clip (the face half samples a handful),
 so this half decodes a window of ``prepare.sync.window`` seconds from the
 middle of the used span, scaled down to ``prepare.sync.frame_size`` (the mouth
-crops are small; full 1080p frames would cost memory, not detail). MTCNN looks at ``detect_frames`` frames of it only,
-with its five landmarks; between them the mouth's place is interpolated (a
-head moves smoothly over a second or two). Each frame gets:
+crops are small; full 1080p frames would cost memory, not detail). The mouth's place comes from MTCNN's
+five landmarks on a few frames, interpolated in between (a head moves smoothly over a second or two):
+those the face half found on its K sampled frames (:class:`MouthAnchors`; no second detection) when at
+least ``detect_frames`` of them fall in the window, else MTCNN's own on ``detect_frames`` frames of it.
+Each frame gets:
 
 - a small grey crop around the mouth (``mouth``), for the learned sync model;
 - three numbers comparing the mouth region with the upper face (``artefacts``):
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mmdf.prepare.config import FaceConfig, SyncConfig
+from mmdf.prepare.faces import FaceResult, track_main_face
 from mmdf.prepare.media import MediaError, decode_audio, open_without_video_probe, read_window
 
 ARTEFACTS = ("log_sharpness_ratio", "log_hf_ratio", "colour_distance")  # mouth region against upper face
@@ -55,6 +58,27 @@ class SyncTrack:
             return cls(z["mouth"], z["mel"], z["envelope"], z["artefacts"], z["times"], float(z["fps"]))
 
 
+@dataclass
+class MouthAnchors:
+    """The face half's main face where its landmarks and time are known: ``times`` (N,) seconds on the
+    container's clock, ``mouth`` and ``eyes`` (N, 2) centres and ``width`` (N,) face-box widths, in pixels
+    of the full-resolution upright frames, whose size is ``frame_size`` (h, w)."""
+
+    times: np.ndarray
+    mouth: np.ndarray
+    eyes: np.ndarray
+    width: np.ndarray
+    frame_size: tuple[int, int]
+
+    @classmethod
+    def of(cls, faces: FaceResult, times: np.ndarray, frame_size: tuple[int, int]) -> "MouthAnchors":
+        """Those of ``faces`` (``times``: one per crop, NaN where unknown) whose time and landmarks are known."""
+        known = np.isfinite(np.asarray(times, dtype=float)) & np.isfinite(faces.points).all(axis=(1, 2))
+        pts, boxes = faces.points[known].astype(np.float64), faces.boxes[known].astype(np.float64)
+        return cls(np.asarray(times, dtype=float)[known], pts[:, 3:5].mean(axis=1), pts[:, 0:2].mean(axis=1),
+                   boxes[:, 2] - boxes[:, 0], (int(frame_size[0]), int(frame_size[1])))
+
+
 def with_audio_of(track: SyncTrack, path: str | Path, cfg: SyncConfig) -> SyncTrack:
     """``track``'s mouth, with the audio of ``path`` at the same frames (its video stream is ``track``'s)."""
     mel, envelope = frame_audio(path, track.times, track.fps, cfg)
@@ -68,32 +92,57 @@ def sync_window(span: tuple[float, float], seconds: float) -> tuple[float, float
 
 
 def mouth_track(path: str | Path, span: tuple[float, float], cfg: SyncConfig, faces: FaceConfig,
-                detector) -> SyncTrack:
-    """The :class:`SyncTrack` of a clip; raises :class:`MediaError` (too_short, no_face, corrupt)."""
+                detector, anchors: MouthAnchors | None = None) -> SyncTrack:
+    """The :class:`SyncTrack` of a clip; raises :class:`MediaError` (too_short, no_face, corrupt).
+
+    With the face half's ``anchors`` covering the window (see :func:`anchored_places`) the mouth is
+    placed by them and ``detector`` is not called; otherwise (no anchors: a face half lent by another
+    cache, failed or faceless, frames without timestamps; or too few in the window: a long clip whose
+    K frames lie seconds apart) MTCNN looks at ``detect_frames`` frames of the window itself.
+    """
     start, end = sync_window(span, cfg.window)
     frames, times, fps = read_window(path, start, end, cfg.frame_size)
     if len(frames) < cfg.min_frames:
         raise MediaError("too_short", f"{len(frames)} frames in the sync window, fewer than "
                                       f"prepare.sync.min_frames={cfg.min_frames}")
-    places = mouth_places(frames, detector, faces, cfg)
+    places = anchored_places(anchors, times, frames.shape[1:3], cfg)
+    if places is None:
+        places = mouth_places(frames, detector, faces, cfg)
     mouth, artefacts = region_crops(frames, places, cfg)
     mel, envelope = frame_audio(path, times, fps, cfg)
     return SyncTrack(mouth, mel, envelope, artefacts, times, fps)
 
 
+def anchored_places(anchors: MouthAnchors | None, times: np.ndarray, size: tuple[int, int], cfg: SyncConfig
+                    ) -> np.ndarray | None:
+    """The rows of :func:`mouth_places` for frames at ``times`` (T,) of size ``size`` (h, w), interpolated
+    in time from the face half's ``anchors`` and scaled from full resolution to that size; None when
+    fewer than ``detect_frames`` anchors lie in the window widened by ``anchor_margin`` seconds on each
+    side. The margin is there because the K sampled frames rarely fall on the window's edges: an anchor
+    just outside bounds the interpolation of the first and last frames (a head moves little in half a
+    second) instead of the nearest inside one being held, and it counts towards ``detect_frames``."""
+    if anchors is None or not len(anchors.times):
+        return None
+    lo, hi = float(times[0]) - cfg.anchor_margin, float(times[-1]) + cfg.anchor_margin
+    near = np.flatnonzero((anchors.times >= lo) & (anchors.times <= hi))
+    if len(near) < max(1, cfg.detect_frames):
+        return None
+    near = near[np.argsort(anchors.times[near])]
+    sy, sx = size[0] / anchors.frame_size[0], size[1] / anchors.frame_size[1]
+    columns = (anchors.mouth[near, 0] * sx, anchors.mouth[near, 1] * sy, anchors.eyes[near, 0] * sx,
+               anchors.eyes[near, 1] * sy, anchors.width[near] * sx * cfg.mouth_scale)
+    return np.stack([np.interp(times, anchors.times[near], c) for c in columns], axis=1)
+
+
 def mouth_places(frames: np.ndarray, detector, faces: FaceConfig, cfg: SyncConfig) -> np.ndarray:
     """(T, 5) per frame: mouth centre x, y; eyes centre x, y; region side (pixels); raises no_face."""
-    from mmdf.prepare.faces import box_iou, track_main_face
-
     keys = np.unique(np.linspace(0, len(frames) - 1, max(1, cfg.detect_frames)).round().astype(int))
-    found = detector.detect(frames[keys], landmarks=True)
-    track = track_main_face(found, faces.min_confidence, faces.track_iou)
+    track = track_main_face(detector.detect(frames[keys], landmarks=True), faces.min_confidence, faces.track_iou)
     rows, at = [], []
-    for t, hit, det in zip(keys, track, found):
-        if hit is None or det.points is None or not len(det.points):
+    for t, hit in zip(keys, track):
+        if hit is None or hit.points is None:
             continue
-        pts = det.points[int(np.argmax(box_iou(hit[0], det.boxes)))]
-        width = float(hit[0][2] - hit[0][0])
+        pts, width = hit.points, float(hit.box[2] - hit.box[0])
         rows.append([*pts[3:5].mean(axis=0), *pts[0:2].mean(axis=0), width * cfg.mouth_scale])
         at.append(t)
     if not rows:

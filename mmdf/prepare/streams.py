@@ -11,7 +11,8 @@ container's duration (the mel image is padded to it); for the video the first
 frame's rotation (a display matrix can be changed without touching a packet).
 The feature parameters themselves are in the cache folder's key already.
 The sync half reads both streams; its key is the video's (the mouth crops are
-its cost), and a file lent one makes only the audio of the same frames anew.
+its cost, and the face half's landmarks that place them come from the same stream),
+and a file lent one makes only the audio of the same frames anew.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.files import atomic_write
+from mmdf.prepare.cache import SYNC_VERSION
 from mmdf.prepare.config import FaceConfig, MelConfig, PrepareConfig
 from mmdf.stats import audio, sync, visual
 
@@ -45,7 +46,9 @@ def _visual_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], 
 def _sync_spec(params: Any) -> tuple[Callable[[Any], dict], list[str], dict]:
     if not isinstance(params, PrepareConfig):
         raise TypeError(f"sync statistics need a PrepareConfig, not {type(params).__name__}")
-    key = {"kind": "sync", "version": sync.FEATURE_VERSION, "sync": dataclasses.asdict(params.sync)}
+    # the sync arrays depend on the face half too: the mouth is placed by its landmarks (prepare.mouth)
+    key = {"kind": "sync", "version": sync.FEATURE_VERSION, "sync_version": SYNC_VERSION,
+           "sync": dataclasses.asdict(params.sync), "faces": dataclasses.asdict(params.faces)}
     return sync.sync_features, sync.sync_feature_names(), key
 
 
