@@ -149,6 +149,24 @@ def test_mel_ablation_takes_the_faces_from_the_sibling_cache(single_run, dataset
     assert np.array_equal(np.load(good_new.faces_file), np.load(good_old.faces_file))
     assert not np.array_equal(np.load(good_new.mel_file), np.load(good_old.mel_file))  # the mels are new
     assert "no face" in mels.set_index("video_name").loc["no_face.mp4", "error"]
+    for name in manifest.loc[manifest.sync_status == "ok", "video_name"]:  # the sync half is lent too
+        new, old_ = (np.load(m.set_index("video_name").loc[name, "sync_file"]) for m in (mels, manifest))
+        assert all(np.array_equal(new[k], old_[k]) for k in old_.files), name
+
+
+def test_a_lent_face_half_gives_the_sync_half_it_would_have_had(single_run, dataset, tmp_path):
+    """A sync ablation takes the face crops from the sibling cache, but its sync features are those of a
+    cache made from nothing: the landmarks that place the mouth are found again, not made up."""
+    cfg, manifest = single_run
+    shutil.copytree(cache_root(cfg), tmp_path / "beside" / cache_root(cfg).name)
+    lent = prepare_dataset(config(dataset, tmp_path / "beside", "prepare.sync.mouth_size=32"))
+    alone = prepare_dataset(config(dataset, tmp_path / "alone", "prepare.sync.mouth_size=32"))
+    assert lent.set_index("video_name").loc["good.mp4", "faces_file"].startswith(str(tmp_path / "beside"))
+    assert (lent.sync_status == alone.sync_status).all() and (lent.sync_status == "ok").any()
+    for name in alone.loc[alone.sync_status == "ok", "video_name"]:
+        a, b = (np.load(m.set_index("video_name").loc[name, "sync_file"]) for m in (lent, alone))
+        assert a["mouth"].shape[1:] == (32, 32)
+        assert all(np.array_equal(a[k], b[k]) for k in b.files), name
 
 
 def test_second_run_is_a_no_op(single_run):

@@ -19,7 +19,9 @@ removes); a torn last journal line is ignored.
 Caches whose keys differ in one half only (an ablation of ``n_mels`` keeps
 the face parameters) share the other half: :func:`find_donors` finds the
 sibling caches made with the same face (or mel) parameters, and a clip's
-features are linked from there instead of being computed again.
+features are linked from there instead of being computed again. The sync half
+is lent where the sync *and* face parameters agree (its mouth is placed by
+the face half's landmarks, which a lent face half does not carry).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face"), "sync": ("ok",)}
 NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
 # Parameters of both halves: a sibling cache lends a half only when these agree too.
 SHARED_KEYS = ("version", "min_duration", "max_duration", "truncated", "truncated_tolerance")
+# The parameter sections a sibling cache must share to lend each kind of half.
+LENT_WITH = {"mel": ("mel",), "faces": ("faces",), "sync": ("sync", "faces", "sync_version")}
 # File names are limited to 255 bytes; longer clip names are cut and told apart by a hash.
 MAX_STEM_BYTES = 200
 
@@ -175,9 +179,9 @@ def finished(root: Path, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 
 def find_donors(cfg, root: Path) -> dict[str, list[Path]]:
-    """Sibling caches of ``root`` holding the same mel (``'mel'``) or face (``'faces'``) features."""
+    """Sibling caches of ``root`` holding the same features of a kind (``'mel'``, ``'faces'``, ``'sync'``)."""
     mine = feature_params(cfg.prepare)
-    donors: dict[str, list[Path]] = {"mel": [], "faces": []}
+    donors: dict[str, list[Path]] = {kind: [] for kind in LENT_WITH}
     for params_file in sorted(Path(cfg.data.cache_dir).glob("prep-*/params.json")):
         other = params_file.parent
         if other.resolve() == Path(root).resolve():
@@ -187,7 +191,7 @@ def find_donors(cfg, root: Path) -> dict[str, list[Path]]:
         except (OSError, ValueError):
             continue
         for kind in donors:
-            if all(theirs.get(k) == mine.get(k) for k in (*SHARED_KEYS, kind)):
+            if all(theirs.get(k) == mine.get(k) for k in (*SHARED_KEYS, *LENT_WITH[kind])):
                 donors[kind].append(other)
     return donors
 

@@ -172,7 +172,9 @@ def _make_sync(job: _Job) -> _Outcome:
     With a lent ``sync`` half (a file whose video stream is this one's), its
     mouth crops are taken and only the audio of the same frames is made anew.
     Otherwise the mouth is placed by the landmarks the face half left in ``job.anchors`` where they
-    cover the window (none when that half was lent, failed or found no face: then MTCNN looks again).
+    cover the window (none where it failed or found no face: then MTCNN looks again). A face half
+    lent by a sibling cache carries crops, not landmarks: they are found again (the detection, not
+    the crops), so that a clip's sync features never depend on whether its face half was lent.
     """
     from mmdf.prepare.mouth import SyncTrack, mouth_track, with_audio_of
 
@@ -181,6 +183,9 @@ def _make_sync(job: _Job) -> _Outcome:
         donor = SyncTrack.load(Path(lent[0]) / lent[1]["sync_file"])
         track = with_audio_of(donor, job.task.path, job.cfg.sync)
     else:
+        lent_faces = (job.task.borrow or {}).get("faces")
+        if job.anchors is None and lent_faces is not None and lent_faces[1].get("visual_status") == "ok":
+            _find_faces(job, index_video(job.task.path, job.trimmed))
         track = mouth_track(job.task.path, job.span, job.cfg.sync, job.cfg.faces, job.detector, job.anchors)
     rel = feature_relpath("sync", job.task.split, job.task.stem)
     save_arrays(job.root / rel, **track.arrays())
@@ -223,14 +228,11 @@ def _make_mel(job: _Job) -> _Outcome:
 
 def _make_faces(job: _Job) -> _Outcome:
     """Index the span's video packets, check it is whole, sample frames, cache the main face's crops."""
-    faces_cfg = job.cfg.faces
     index = index_video(job.task.path, job.trimmed)
     cut, share, note = (False, float("nan"), "") if not index.timestamps else _cut_short(job, VIDEO, index.decoded())
     if cut and (job.cfg.truncated == "skip" or not len(index.targets)):
         return _Outcome({"visual_status": "truncated", "video_share": share}, note, truncated=True)
-    frames, indices = read_indexed_frames(job.task.path, index, faces_cfg.num_frames, faces_cfg.skip_nonref)
-    faces = faces_from_frames(frames, indices, job.detector, faces_cfg)
-    job.anchors = _anchors(faces, index, frames.shape[1:3])
+    faces = _find_faces(job, index)
     fields = {"frames_sampled": faces.frames_sampled, "frames_with_face": faces.frames_with_face, "video_share": share}
     notes = [note] if note else []
     if faces.frames_with_face == 0:
@@ -240,6 +242,15 @@ def _make_faces(job: _Job) -> _Outcome:
     save_array(job.root / rel, faces.crops)
     fields.update(visual_status="ok", faces_file=rel, face_conf_mean=round(faces.conf_mean, 5))
     return _Outcome(fields, note, truncated=cut)
+
+
+def _find_faces(job: _Job, index: VideoIndex) -> FaceResult:
+    """Sample the frames, find and crop the main face; its landmarks are left in ``job.anchors``."""
+    faces_cfg = job.cfg.faces
+    frames, indices = read_indexed_frames(job.task.path, index, faces_cfg.num_frames, faces_cfg.skip_nonref)
+    faces = faces_from_frames(frames, indices, job.detector, faces_cfg)
+    job.anchors = _anchors(faces, index, frames.shape[1:3])
+    return faces
 
 
 def _anchors(faces: FaceResult, index: VideoIndex, frame_size: tuple[int, int]) -> MouthAnchors:
