@@ -152,45 +152,75 @@ def mouth_places(frames: np.ndarray, detector, faces: FaceConfig, cfg: SyncConfi
 
 
 def region_crops(frames: np.ndarray, places: np.ndarray, cfg: SyncConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Grey mouth crops (T, S, S) uint8 and the artefact measures (T, 3) of each frame."""
+    """Grey mouth crops (T, S, S) uint8 and the artefact measures (T, 3) of each frame.
+
+    The regions of all frames are cut first and measured together (colour
+    conversions on the regions stacked into one image, one batched FFT): per
+    frame, the calls' overhead cost more than their arithmetic.
+    """
     import cv2
 
     from mmdf.prepare.faces import _cut
 
-    mouths, measures = [], []
-    for frame, (mx, my, ex, ey, side) in zip(frames, places):
-        mouth = _cut(frame, mx - side / 2, my - side / 2, side, ARTEFACT_SIZE)
-        upper = _cut(frame, ex - side / 2, ey - side / 2, side, ARTEFACT_SIZE)
-        grey = cv2.cvtColor(mouth, cv2.COLOR_RGB2GRAY)
-        mouths.append(cv2.resize(grey, (cfg.mouth_size, cfg.mouth_size), interpolation=cv2.INTER_AREA))
-        measures.append(region_contrast(mouth, upper, grey, cv2.cvtColor(upper, cv2.COLOR_RGB2GRAY)))
-    return np.stack(mouths), np.asarray(measures, dtype=np.float32)
+    def cut(x, y, side, frame):
+        return _cut(frame, x - side / 2, y - side / 2, side, ARTEFACT_SIZE)
+
+    mouth = np.stack([cut(mx, my, side, f) for f, (mx, my, _, _, side) in zip(frames, places)])
+    upper = np.stack([cut(ex, ey, side, f) for f, (_, _, ex, ey, side) in zip(frames, places)])
+    mouth_grey, upper_grey = _grey(mouth), _grey(upper)
+    size = (cfg.mouth_size, cfg.mouth_size)
+    crops = np.stack([cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in mouth_grey])
+    return crops, region_contrast(mouth, upper, mouth_grey, upper_grey)
+
+
+def _grey(regions: np.ndarray) -> np.ndarray:
+    """(T, A, A) grey of (T, A, A, 3) RGB regions, in one conversion of the regions stacked into one image."""
+    import cv2
+
+    t, a = regions.shape[:2]
+    return cv2.cvtColor(regions.reshape(t * a, a, 3), cv2.COLOR_RGB2GRAY).reshape(t, a, a)
 
 
 @functools.cache
-def _beyond_half_nyquist(n: int) -> np.ndarray:
-    """(n, n) mask of a centred spectrum's frequencies beyond half the Nyquist radius."""
+def _beyond_half_nyquist(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The half spectrum of a real (n, n) image as ``rfft2`` gives it: (n, n // 2 + 1) mask of the
+    frequencies beyond half the Nyquist radius, and each column's weight (the columns that stand for
+    their mirror image too count twice), so that sums over it are those over the full spectrum."""
     y, x = np.mgrid[:n, :n] - n / 2
-    return np.hypot(x, y) > n / 4
+    mask = np.fft.ifftshift(np.hypot(x, y) > n / 4)[:, : n // 2 + 1]
+    weight = np.full(n // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    return mask, weight
 
 
 def region_contrast(mouth: np.ndarray, upper: np.ndarray, mouth_grey: np.ndarray, upper_grey: np.ndarray
-                    ) -> list[float]:
-    """The :data:`ARTEFACTS` of one frame (RGB regions and their grey): log ratios of sharpness and
-    high-frequency share, LAB distance."""
+                    ) -> np.ndarray:
+    """The :data:`ARTEFACTS` (T, 3) of the frames' RGB regions (T, A, A, 3) and their grey (T, A, A): log
+    ratios of sharpness and high-frequency share of the mouth against the upper face, their LAB distance."""
     import cv2
+    from scipy import fft
 
     def sharp(grey):
-        return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F).var())
+        return np.array([cv2.Laplacian(g.astype(np.float32), cv2.CV_32F).var() for g in grey])
 
     def high(grey):
-        power = np.abs(np.fft.fftshift(np.fft.fft2(grey.astype(np.float32)))) ** 2
-        return float(power[_beyond_half_nyquist(grey.shape[0])].sum() / max(power.sum(), 1e-9))
+        spectrum = fft.rfft2(grey.astype(np.float32))  # single precision, half the spectrum: 10x faster
+        mask, weight = _beyond_half_nyquist(grey.shape[1])
+        power = (spectrum.real ** 2 + spectrum.imag ** 2) * weight.astype(np.float32)
+        return power[:, mask].sum(axis=1) / np.maximum(power.sum(axis=(1, 2)), 1e-9)
 
-    lab = [cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32).mean(0) for img in (mouth, upper)]
+    def lab(regions):
+        t, a = regions.shape[:2]
+        image = cv2.cvtColor(regions.reshape(t * a, a, 3), cv2.COLOR_RGB2LAB).reshape(t, a, a, 3)
+        return np.array([cv2.mean(region)[:3] for region in image])
+
     eps = 1e-6
-    return [float(np.log((sharp(mouth_grey) + eps) / (sharp(upper_grey) + eps))),
-            float(np.log((high(mouth_grey) + eps) / (high(upper_grey) + eps))), float(np.linalg.norm(lab[0] - lab[1]))]
+    out = np.stack([np.log((sharp(mouth_grey) + eps) / (sharp(upper_grey) + eps)),
+                    np.log((high(mouth_grey) + eps) / (high(upper_grey) + eps)),
+                    np.linalg.norm(lab(mouth) - lab(upper), axis=1)], axis=1)
+    return out.astype(np.float32)
 
 
 def frame_audio(path: str | Path, times: np.ndarray, fps: float, cfg: SyncConfig) -> tuple[np.ndarray, np.ndarray]:
