@@ -315,6 +315,45 @@ def bench_faces(paths: list[Path], face_cfg, label: str, repeats: int) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- the three halves of a clip
+
+
+def bench_halves(paths: list[Path], prepare_cfg, label: str, repeats: int) -> dict:
+    """Each half of ``process_clip`` (mel, faces, sync) as a worker runs it, same clips, same detector.
+
+    In the worker's order: the sync half places the mouth by the landmarks the
+    face half just found, so the halves cannot be shuffled as the rows above
+    are; medians over the repeats of each half's mean per clip.
+    """
+    from mmdf.prepare import clip
+    from mmdf.prepare.faces import FaceDetector
+    from mmdf.prepare.media import MediaError, probe, used_span
+
+    detector = FaceDetector(prepare_cfg.faces)
+    halves = {"mel": clip._make_mel, "faces": clip._make_faces, "sync": clip._make_sync}
+    spent: dict[str, list[float]] = {name: [] for name in halves}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(repeats + 1):  # the first one warms up
+            totals = dict.fromkeys(halves, 0.0)
+            for path in paths:
+                info = probe(path)
+                task = clip.ClipTask("val", path.name, str(path), path.stem)
+                job = clip._Job(task, info, used_span(info.duration, prepare_cfg.max_duration), prepare_cfg,
+                                detector, Path(tmp))
+                for name, make in halves.items():
+                    t0 = time.perf_counter()
+                    try:
+                        make(job)
+                    except MediaError:  # no face, too short: the worker spends this time too
+                        pass
+                    totals[name] += time.perf_counter() - t0
+            if repeat:
+                for name in halves:
+                    spent[name].append(totals[name] / len(paths))
+    ms = {name: 1000 * float(np.median(v)) for name, v in spent.items()}
+    return {"data": label, "clips": len(paths), "ms_per_clip": ms, "sync_over_faces": ms["sync"] / ms["faces"]}
+
+
 # --------------------------------------------------------------------------- whole runs
 
 
@@ -365,10 +404,15 @@ def run_benchmark(cfg, demo_cfg, n_demo: int = 20, repeats: int = 5, full: bool 
     results["audio"]["demo"] = bench_audio([p for p in demo_paths if _has_audio(p)], demo_cfg.prepare.mel, repeats)
     results["faces"]["demo"] = bench_faces(demo_paths, demo_cfg.prepare.faces,
                                            f"{len(demo_paths)} demo clips, demo settings", repeats)
+    results["halves"] = {"demo": bench_halves([p for p in demo_paths if _has_audio(p)], demo_cfg.prepare,
+                                              "demo clips, demo settings", repeats)}
     if real:
         results["audio"]["realdata_1080p"] = bench_audio(real, cfg.prepare.mel, repeats)
         results["faces"]["realdata_1080p"] = bench_faces(real, full_faces, f"the {len(real)} shared 1080p clips",
                                                          max(1, repeats // 2))
+        full_prepare = dataclasses.replace(cfg.prepare, faces=full_faces)
+        results["halves"]["realdata_1080p"] = bench_halves(real, full_prepare, "the shared 1080p clips",
+                                                           max(1, repeats // 2))
     else:
         results["skipped"] = f"no 1080p rows: {REALDATA} is absent"
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -409,6 +453,10 @@ def format_table(results: dict) -> str:
                      f" ({r['floor_over_limit_cpu']:.2f}x by cpu time)")
         lines.append(f"{'  same main face as naive':<36} {r['same_main_face_share']:>8.0%}   (IoU "
                      f"{r['main_face_iou_mean']:.2f}; {r['frames_with_face_mmdf']}/{r['frames_sampled']} frames)")
+    for name, r in results.get("halves", {}).items():
+        ms = r["ms_per_clip"]
+        lines.append(f"{'halves, ' + name + ' (' + str(r['clips']) + ')':<36} mel {ms['mel']:.1f}, faces "
+                     f"{ms['faces']:.1f}, sync {ms['sync']:.1f}: sync = {r['sync_over_faces']:.2f}x faces")
     lines.append(f"{'peak RSS of the per-core run (MiB)':<36} {results['peak_rss_mib']:>8.0f}")
     if "prepare_demo" in results:
         r = results["prepare_demo"]

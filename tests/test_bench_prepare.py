@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from media_factory import make_clip
-from mmdf.prepare.config import FaceConfig, MelConfig
+from mmdf.prepare.config import FaceConfig, MelConfig, PrepareConfig
 from mmdf.prepare.media import decode_audio, read_frames
 
 
@@ -57,5 +57,9 @@ def test_rows_and_table(bench, tmp_path):
     assert audio["mmdf_over_limit"] > 0 and audio["mean_abs_diff_grey_levels_max"] <= 4.0
     assert faces["frames_with_face_mmdf"] == 4 and faces["same_main_face_share"] == 1.0
     assert faces["key_frames"] == 2 and faces["floor_over_limit"] > 1
-    table = bench.format_table({"audio": {"toy": audio}, "faces": {"toy": faces}, "peak_rss_mib": 1.0})
-    assert "x limit" in table and "floor" in table and "MTCNN" in table
+    faces_cfg = FaceConfig(num_frames=6, detect_size=128, crop_size=64)
+    halves = bench.bench_halves(clips[:1], PrepareConfig(mel=MelConfig(image_size=64), faces=faces_cfg), "toy", 1)
+    assert set(halves["ms_per_clip"]) == {"mel", "faces", "sync"} and min(halves["ms_per_clip"].values()) > 0
+    table = bench.format_table({"audio": {"toy": audio}, "faces": {"toy": faces}, "halves": {"toy": halves},
+                                "peak_rss_mib": 1.0})
+    assert "x limit" in table and "floor" in table and "MTCNN" in table and "x faces" in table
