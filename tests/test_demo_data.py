@@ -281,3 +281,24 @@ def test_dataset_of_an_older_generator_is_rebuilt(tmp_path):
     stamp = clip_file.stat().st_mtime_ns
     make_demo_dataset(out, n_train=2, n_val=0, n_test=0, workers=1)
     assert clip_file.stat().st_mtime_ns != stamp and json.loads(marker.read_text())["version"] == FORMAT_VERSION
+
+
+def test_workers_never_come_from_a_plain_fork(tmp_path, monkeypatch):
+    """A plain fork of a process whose threads hold locks (torch's and BLAS's pools, tqdm's monitor) can
+    hang its children: the suite once hung in a demo worker's first call after tests that ran MTCNN.
+    The demo's workers come from the fork server that `mmdf prepare` uses."""
+    import concurrent.futures
+
+    import mmdf.demo.dataset as dataset_mod
+
+    methods = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def recording(*args, mp_context=None, **kwargs):
+        methods.append(mp_context.get_start_method() if mp_context is not None else None)
+        return real(*args, mp_context=mp_context, **kwargs)
+
+    monkeypatch.setattr(dataset_mod, "ProcessPoolExecutor", recording)
+    make_demo_dataset(tmp_path / "d", n_train=4, n_val=2, n_test=2, seed=5, workers=2)
+    assert methods and all(m in ("forkserver", "spawn") for m in methods)
+    assert len(list((tmp_path / "d").rglob("*.mp4"))) == 8

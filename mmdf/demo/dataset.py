@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -196,16 +195,11 @@ def _render_all(out: Path, todo: list[ClipSpec], workers: int) -> None:
     if n_workers <= 1:
         _render_here(out, todo, bar)
     else:
-        # Fork after importing the heavy audio stack once here, so workers start
-        # in milliseconds; elsewhere (macOS, Windows) the platform's default.
-        import librosa  # noqa: F401
-        import scipy.signal  # noqa: F401
+        # Workers from prepare's fork server (heavy modules imported once, no thread pool started):
+        # a plain fork of a process that has run torch, OpenCV or BLAS hangs in the children.
+        from mmdf.prepare.runner import worker_context
 
-        import mmdf.demo.render  # noqa: F401
-
-        forkable = "fork" in multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if forkable else None)
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker) as pool:
             _wait_all([pool.submit(make_clip, s, clip_path(out, s)) for s in todo], bar)
     bar.close()
 
