@@ -260,7 +260,7 @@ def test_a_real_clip_with_its_voice_moved_scores_out_of_sync(tmp_path):
             row = prepared(moved, cfg, detector, tmp_path / "cache")
             assert row.sync_status == "ok", row.error
             files[clip.name, delay] = str(tmp_path / "cache" / row.sync_file)
-    section = SyncBranchConfig(pairs_per_clip=32, eval_windows=8)
+    section = SyncBranchConfig(pairs_per_clip=64, eval_windows=8)
     torch.manual_seed(0)
     net = BRANCH.create_model(section.model, cfg)
     as_is = [files[c.name, 0.0] for c in _realdata_talking_clips()]
