@@ -167,18 +167,19 @@ def region_crops(frames: np.ndarray, places: np.ndarray, cfg: SyncConfig) -> tup
 
     mouth = np.stack([cut(mx, my, side, f) for f, (mx, my, _, _, side) in zip(frames, places)])
     upper = np.stack([cut(ex, ey, side, f) for f, (_, _, ex, ey, side) in zip(frames, places)])
-    mouth_grey, upper_grey = _grey(mouth), _grey(upper)
+    mouth_grey, upper_grey = (_converted(r, cv2.COLOR_RGB2GRAY)[..., 0] for r in (mouth, upper))
     size = (cfg.mouth_size, cfg.mouth_size)
     crops = np.stack([cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in mouth_grey])
     return crops, region_contrast(mouth, upper, mouth_grey, upper_grey)
 
 
-def _grey(regions: np.ndarray) -> np.ndarray:
-    """(T, A, A) grey of (T, A, A, 3) RGB regions, in one conversion of the regions stacked into one image."""
+def _converted(regions: np.ndarray, code: int) -> np.ndarray:
+    """(T, A, A, C) ``cv2.cvtColor(code)`` of (T, A, A, 3) regions, in one call on them stacked into one image
+    (a per-pixel conversion: the stacking changes nothing but the number of calls)."""
     import cv2
 
     t, a = regions.shape[:2]
-    return cv2.cvtColor(regions.reshape(t * a, a, 3), cv2.COLOR_RGB2GRAY).reshape(t, a, a)
+    return cv2.cvtColor(regions.reshape(t * a, a, 3), code).reshape(t, a, a, -1)
 
 
 @functools.cache
@@ -212,9 +213,7 @@ def region_contrast(mouth: np.ndarray, upper: np.ndarray, mouth_grey: np.ndarray
         return power[:, mask].sum(axis=1) / np.maximum(power.sum(axis=(1, 2)), 1e-9)
 
     def lab(regions):
-        t, a = regions.shape[:2]
-        image = cv2.cvtColor(regions.reshape(t * a, a, 3), cv2.COLOR_RGB2LAB).reshape(t, a, a, 3)
-        return np.array([cv2.mean(region)[:3] for region in image])
+        return np.array([cv2.mean(region)[:3] for region in _converted(regions, cv2.COLOR_RGB2LAB)])
 
     eps = 1e-6
     out = np.stack([np.log((sharp(mouth_grey) + eps) / (sharp(upper_grey) + eps)),

@@ -11,7 +11,7 @@ calibrated probabilities are averaged: scikit-learn's
 ``CalibratedClassifierCV(ensemble=True)`` recipe, on folds the stack already
 has. One calibrator on the pooled OOF scores would learn a blur of the fold
 models' offsets (on the demo their Platt intercepts ranged from -1.8 to
-+0.5), which their average does not have.
++1.1), which their average does not have.
 
 The candidates are none, isotonic regression and Platt scaling (a logistic
 regression on the score's log-odds), both with Platt's smoothed targets (see
@@ -206,19 +206,18 @@ def _scored(score, n_scored, y=None):
     return keep, np.asarray(score, dtype=float)[keep], None if y is None else np.asarray(y)[keep]
 
 
-def calibrate_stack(stack_dir: Path, data, chosen: str, oof: dict, ensemble, stack_cfg, seed: int = 0) -> dict:
+def calibrate_stack(stack_dir: Path, data, chosen: str, oof: dict, val, stack_cfg, seed: int = 0) -> dict:
     """Fit, evaluate and store (``stack/calibration.json``) the calibration and thresholds of ``chosen``.
 
     ``data`` is the run's :class:`mmdf.stack.run.StackData`; ``oof`` the stacked
-    OOF of every method (:func:`mmdf.stack.run.fit_methods`), ``ensemble`` the
-    chosen method's :class:`~mmdf.stack.ensemble.FoldEnsemble`. Returns what was stored.
+    OOF of every method (:func:`mmdf.stack.run.fit_methods`), ``val`` what
+    :func:`val_scores` gives for the chosen method's fold models. Returns what was stored.
     """
     keep, score, y = _scored(oof[chosen], data.X["train"]["n_branches_scored"], data.y_train)
     if len(np.unique(y)) < 2:
         raise MmdfError("cannot calibrate: the scored train clips are all of one class")
-    info = {"format": FORMAT, "method": chosen, "calibration": choose_calibration(score, y, data.fold[keep], seed, np.unique(data.fold)),
-            "default_fpr": stack_cfg.default_fpr}
-    val = val_scores(data, ensemble)
+    cal = choose_calibration(score, y, data.fold[keep], seed, np.unique(data.fold))
+    info = {"format": FORMAT, "method": chosen, "calibration": cal, "default_fpr": stack_cfg.default_fpr}
     info["thresholds"] = operating_points(y, score, stack_cfg.target_fprs, *(val[:2] if val else (None, None)))
     info.update(n_oof=int(len(y)), n_val=0 if val is None else int(len(val[0])))
     if val is not None and len(np.unique(val[0])) == 2:
@@ -273,14 +272,14 @@ def calibrate_and_report(cfg, stack_dir: Path, data, chosen: str, oof: dict, ens
     """:func:`calibrate_stack`, then the reliability diagram and the report's thresholds section."""
     from mmdf.stack.report import calibration_lines, insert_section, plot_reliability
 
-    info = calibrate_stack(stack_dir, data, chosen, oof, ensemble, cfg.stack, cfg.seed)
+    val = val_scores(data, ensemble)  # the fold models score val once, for the log-loss and the diagram
+    info = calibrate_stack(stack_dir, data, chosen, oof, val, cfg.stack, cfg.seed)
     cal = info["calibration"]
     keep, score, y = _scored(oof[chosen], data.X["train"]["n_branches_scored"], data.y_train)
     panels = {"train, stacked OOF": (y, {"uncalibrated": score})}
     if cal["kind"] != "none":
         panels["train, stacked OOF"][1][f"{cal['kind']} (cross-validated)"] = \
             cross_val_calibrated(cal["kind"], score, y, data.fold[keep], cfg.seed)
-    val = val_scores(data, ensemble)
     if val is not None:
         panels["val"] = (val[0], {"uncalibrated": val[1]} if cal["kind"] == "none" else
                          {"uncalibrated": val[1], cal["kind"]: apply_calibration(cal, val[2])})
