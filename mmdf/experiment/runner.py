@@ -321,8 +321,8 @@ def execute(exp: Experiment, trial: Trial, act: Action, echo: bool = True, isola
     else:
         measured = measure_call(lambda: spec.run(cfg, force and spec.forceable))
     if measured.returncode != 0 or not spec.complete(cfg):
-        set_record(run_dir, step, {"fingerprint": act.fingerprint, "state": "failed",
-                                   "returncode": measured.returncode})
+        running = read_records(run_dir).get(step, {})  # only this step's thread writes its record
+        set_record(run_dir, step, {**running, "state": "failed", "returncode": measured.returncode})
         where = ""
         if isolate:
             log_file = run_dir / "logs" / f"{step}.log"
