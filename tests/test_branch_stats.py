@@ -40,12 +40,17 @@ def test_every_train_clip_out_of_fold_once_and_nan_with_status(trained, name, st
     assert oof.loc[~missing, "prob"].between(0, 1).all()
     metrics = json.loads((out[name] / "metrics.json").read_text())
     assert metrics["oof"]["auc"] > 0.9  # the synthetic fakes carry a bright band / square
+    shift = metrics["shift"]  # val has labels: OOF and val side by side, with intervals
+    assert shift["oof_auc"] == pytest.approx(metrics["oof"]["auc"]) and shift["val_auc"] == metrics["val"]["auc"]
+    lo, hi = shift["difference_interval"]
+    assert lo <= hi and isinstance(shift["shifted"], bool) and shift["shifted"] == (hi < 0)
 
 
 def test_fold_models_are_json_and_score_as_the_run_did(trained):
     cfg, manifest, out = trained
     model = json.loads((out["audio_stats"] / "fold_0" / "model.json").read_text())
-    assert model["choice"] in ("logistic", "lightgbm")
+    assert model["choice"] == "groups"  # audio_stats weighs its feature groups (train.audio_stats.candidates)
+    assert {g["name"] for g in model["state"]["groups"]} >= {"level", "fine", "envelope"}
     rows = manifest[manifest["split"] == "test"]
     got = get_branch("audio_stats").trained(out["audio_stats"]).score(rows)
     saved = pd.read_csv(out["audio_stats"] / "test_pred.csv")

@@ -83,12 +83,17 @@ def test_cross_val_oof_predicts_each_fold_with_a_model_that_did_not_see_it():
         assert seen.isdisjoint(set(np.flatnonzero(fold == k)))
 
 
-def test_choose_method_uses_oof_auc_then_tpr():
-    table = pd.DataFrame({
-        "method": ["a", "b", "c"], "oof_auc": [0.9, 0.95, 0.95], "oof_tpr@fpr=0.001": [0.5, 0.1, 0.2],
-        "val_auc": [0.99, 0.5, 0.5], "val_tpr@fpr=0.001": [0.9, 0.1, 0.1],
-    })
-    assert choose_method(table) == "c"
+def test_choose_method_prefers_the_simpler_method_within_the_folds_noise():
+    table = pd.DataFrame({"method": ["audio_only", "mean", "logistic", "lightgbm"]})
+    noisy = {"audio_only": [0.99, 0.99, 0.99], "mean": [0.91, 0.96, 0.94], "logistic": [0.91, 0.96, 0.94],
+             "lightgbm": [0.92, 0.97, 0.95]}
+    chosen, why = choose_method(table, noisy)
+    assert chosen == "audio_only"  # beats every combination by far more than their spread
+    noisy["audio_only"] = [0.5, 0.5, 0.5]
+    chosen, why = choose_method(table, noisy)
+    assert chosen == "mean" and "simplest method within one standard error" in why and "lightgbm" in why
+    clear = {**noisy, "lightgbm": [0.99, 0.99, 0.99]}
+    assert choose_method(table, clear)[0] == "lightgbm"
 
 
 def test_features_flag_missing_and_use_manifest():

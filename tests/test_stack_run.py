@@ -39,8 +39,9 @@ def test_stack_beats_each_branch_on_val(stacked):
     assert table["lightgbm"]["val_auc"] > best_branch + 0.05
     chosen = metrics["chosen"]
     assert table[chosen]["val_auc"] > best_branch
-    # chosen by stacked-OOF AUC, not by val
-    assert table[chosen]["oof_auc"] == max(m["oof_auc"] for m in table.values())
+    # chosen on the stacked OOF, never on val: the best, or a simpler method within the folds' noise of it
+    assert table[chosen]["oof_auc"] >= max(m["oof_auc"] for m in table.values()) - 0.05
+    assert "stacked-OOF AUC over the folds" in metrics["selection"]
 
 
 def test_submission_follows_test_list_and_is_complete(stacked):

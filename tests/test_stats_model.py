@@ -26,8 +26,12 @@ def data(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 def test_learns_and_round_trips_through_json(candidates):
     X, y = data()
     model = StatsModel(candidates=candidates, max_rounds=200).fit(X, y)
-    assert model.choice_ in candidates and set(model.scores_) == set(candidates)
-    assert model.scores_[model.choice_]["roc_auc"] > 0.8 and model.oof_.shape == y.shape
+    assert model.choice_ in candidates
+    if len(candidates) > 1:
+        assert set(model.scores_) == set(candidates)
+        assert model.scores_[model.choice_]["roc_auc"] > 0.8 and model.oof_.shape == y.shape
+    else:  # nothing to choose: no outer cross-validation
+        assert model.scores_ == {} and model.oof_ is None
     restored = StatsModel.from_dict(json.loads(json.dumps(model.to_dict())))
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
     shuffled = X[X.columns[::-1]]  # columns are matched by name
@@ -83,8 +87,12 @@ def test_lightgbm_rounds_come_from_inner_cv_only(monkeypatch):
         return real_cv(params, train_set, **kw)
 
     monkeypatch.setattr(lgb, "cv", spy)
+    model = StatsModel(candidates=("logistic", "lightgbm"), max_rounds=100).fit(X, y, folds=np.arange(90) % 3)
+    refit = [90] if model.choice_ == "lightgbm" else []
+    assert sizes == [60, 60, 60, *refit]  # each outer part alone, then all rows for the refit
+    sizes.clear()
     StatsModel(candidates=("lightgbm",), max_rounds=100).fit(X, y, folds=np.arange(90) % 3)
-    assert sizes == [60, 60, 60, 90]  # each outer part alone, then all rows for the refit
+    assert sizes == [90]  # one candidate: nothing to choose, no outer parts
 
 
 def test_bad_inputs_fail_clearly():
@@ -96,3 +104,46 @@ def test_bad_inputs_fail_clearly():
         StatsModel(selection="accuracy").fit(X, y)
     with pytest.raises(ValueError, match="not a"):
         StatsModel.from_dict({"format": "pickle"})
+
+
+def test_groups_weigh_the_groups_that_carry_the_label():
+    """The groups candidate: one logistic model per group, a noise group weighed (near) zero, JSON round trip."""
+    X, y = data(160)
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        X[f"noise{i}"] = rng.normal(size=len(y))
+    groups = {"cues": ["f0", "f1"], "rest": ["f2", "f3", "f4", "f5"], "noise": [f"noise{i}" for i in range(4)]}
+    model = StatsModel(candidates=("groups",), groups=groups).fit(X, y)
+    assert model.choice_ == "groups" and model.oof_ is None  # one candidate: no outer folds to pay for
+    weights = dict(zip([g["name"] for g in model.state_["groups"]], model.state_["weights"]))
+    assert min(weights.values()) >= 0 and weights["cues"] > 0.5 and weights["noise"] < 0.2 * weights["cues"]
+    restored = StatsModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    assert restored.predict_proba(X)[y == 1, 1].mean() > restored.predict_proba(X)[y == 0, 1].mean() + 0.3
+
+
+def test_the_simpler_candidate_wins_within_the_outer_folds_noise(monkeypatch):
+    X, y = data(120)
+    model = StatsModel(candidates=("logistic", "lightgbm"), max_rounds=100).fit(X, y)
+    loss = {c: np.mean(s["fold_log_loss"]) for c, s in model.scores_.items()}
+    se = {c: np.std(s["fold_log_loss"], ddof=1) / np.sqrt(3) for c, s in model.scores_.items()}
+    best = min(loss, key=loss.get)
+    expected = "logistic" if loss["logistic"] <= loss[best] + se[best] else "lightgbm"
+    assert model.choice_ == expected
+
+
+def test_logistic_c_is_never_weaker_than_the_best_inner_score():
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data(120)
+    grid = (0.001, 0.01, 0.1, 1.0, 10.0)
+    model = StatsModel(candidates=("logistic",), c_grid=grid).fit(X, y)
+    pipe = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=5000))
+    plain = GridSearchCV(pipe, {"logisticregression__C": grid}, scoring="neg_log_loss",
+                         cv=model_mod._inner(y, model._settings())).fit(X.to_numpy(), y)
+    # the best inner score's C, or a stronger regularisation within one standard error of it
+    assert model.state_["C"] <= plain.best_params_["logisticregression__C"]

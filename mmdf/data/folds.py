@@ -49,6 +49,16 @@ def make_folds(train: pd.DataFrame, cfg: FoldConfig) -> pd.DataFrame:
     return out
 
 
+def describe_folds(cfg: FoldConfig) -> str:
+    """What the folds hold out, in words: the report says it beside every OOF figure."""
+    if cfg.groups_file:
+        return (f"{cfg.n_splits} stratified folds grouped by `{cfg.group_column}` of `{cfg.groups_file}` "
+                f"(seed {cfg.seed}): no group spans two folds, so OOF scores clips of groups a model never saw")
+    return (f"{cfg.n_splits} stratified folds (seed {cfg.seed}), not grouped: the same speakers, identities and "
+            "generators fall on both sides of every fold, so OOF measures in-distribution skill only; give "
+            "`folds.groups_file` (columns video_name, group) to hold them out")
+
+
 def _read_groups(train: pd.DataFrame, cfg: FoldConfig) -> np.ndarray:
     path = Path(cfg.groups_file)
     if not path.is_file():

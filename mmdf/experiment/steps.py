@@ -156,8 +156,11 @@ def step_metrics(step: str, run_dir: Path) -> dict[str, float] | None:
     m = json.loads(path.read_text())
     if step == "stack":
         row = next(r for r in m["methods"] if r["method"] == m["chosen"])
+        shifted = row.get("shifted")
         return {"oof_auc": row.get("oof_auc", nan), "oof_tpr": row.get(f"oof_{TPR_KEY}", nan),
-                "val_auc": row.get("val_auc", nan), "val_tpr": row.get(f"val_{TPR_KEY}", nan)}
-    oof, val = m.get("oof") or {}, m.get("val") or {}
+                "val_auc": row.get("val_auc", nan), "val_tpr": row.get(f"val_{TPR_KEY}", nan),
+                "shifted": nan if shifted is None else float(shifted)}
+    oof, val, shift = m.get("oof") or {}, m.get("val") or {}, m.get("shift")
     return {"oof_auc": oof.get("auc", nan), "oof_tpr": oof.get(TPR_KEY, nan),
-            "val_auc": val.get("auc", nan), "val_tpr": val.get(TPR_KEY, nan)}
+            "val_auc": val.get("auc", nan), "val_tpr": val.get(TPR_KEY, nan),
+            "shifted": nan if shift is None else float(shift["shifted"])}

@@ -23,7 +23,7 @@ from mmdf.experiment.steps import step_metrics
 from mmdf.files import atomic_write
 from mmdf.stack.report import markdown_table, pyplot
 
-SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr")
+SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr", "val_minus_oof", "shifted")
 DELTA_SCORES = ("oof_auc", "val_auc")
 
 
@@ -58,6 +58,7 @@ def _step_columns(step: str, rec: dict, run_dir) -> dict:
         scores = step_metrics(step, run_dir) if rec.get("state") == "done" else None
         for key in SCORES:
             row[f"{step}_{key}"] = (scores or {}).get(key, math.nan)
+        row[f"{step}_val_minus_oof"] = row[f"{step}_val_auc"] - row[f"{step}_oof_auc"]
     return row
 
 
@@ -134,6 +135,8 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
         for key, title in (("oof_auc", "Δ OOF AUC"), ("val_auc", "Δ val AUC")):
             table[title] = [_pm(m, sd, signed=True) if i else "-" for i, (m, sd) in
                             enumerate(zip(summary[f"delta_{key}_mean"], summary[f"delta_{key}_std"]))]
+    table["val − OOF"] = [_pm(m, s, signed=True) for m, s in zip(summary["val_minus_oof_mean"],
+                                                                  summary["val_minus_oof_std"])]
     table["wall s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["wall_s"]]
     table["own s"] = [f"{w:.0f}" if not math.isnan(w) else "-" for w in summary["own_wall_s"]]
     table["peak MiB"] = [_mib(p, t) for p, t in zip(summary["peak_rss_mb"], summary["peak_tree_mb"])]
@@ -156,6 +159,7 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
         + " / of a step's whole process tree (workers included, sampled every 0.5 s).",
         "",
     ]
+    lines += shift_warnings(results, exp.spec.metric)
     if plot is not None:
         lines += [f"![AUC per variant]({plot.name})", ""]
     pending = results[results["state"] != "done"]
@@ -164,6 +168,22 @@ def summary_markdown(exp: Experiment, summary: pd.DataFrame, results: pd.DataFra
             f"{v}{'' if s is None or s != s else f' (seed {int(s)})'}: {st}"
             for v, s, st in zip(pending["variant"], pending["seed"], pending["state"])), ""]
     return "\n".join(lines)
+
+
+def shift_warnings(results: pd.DataFrame, metric: str) -> list[str]:
+    """In words: the variants whose val fell below their OOF by more than the bootstrap interval."""
+    done = results[results["state"] == "done"]
+    if done["shifted"].isna().all():
+        return ["No val labels (or no OOF): the shift from OOF to val is not measured.", ""]
+    counts = done.groupby("variant", sort=False)["shifted"].agg(["sum", "count"])
+    hit = counts[counts["sum"] > 0]
+    if hit.empty:
+        return [f"Val − OOF: the {metric} step's val AUC fell below its OOF AUC by more than the 95% bootstrap "
+                "interval in no run.", ""]
+    runs = ", ".join(f"`{v}` ({int(r['sum'])} of {int(r['count'])} runs)" for v, r in hit.iterrows())
+    return [f"**Shift warning:** the {metric} step's val AUC fell below its OOF AUC by more than the 95% "
+            f"bootstrap interval in {runs}: what was learnt on the train folds does not carry over to val "
+            "(see each run's report.md, section \"Shift: OOF against val\").", ""]
 
 
 def _mib(process: float, tree: float) -> str:

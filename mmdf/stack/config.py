@@ -41,7 +41,9 @@ class StackConfig:
     # the run folder, or absolute); empty means every branch the run folder holds
     branches: dict[str, str] = field(default_factory=dict)
     use_metadata: bool = True  # add cheap manifest columns (faces found, detection confidence, ...)
-    # method written to the submission: "auto" = best stacked-OOF AUC, else one of
+    # method written to the submission: "auto" = the simplest method (mean, rank_mean, logistic, lightgbm,
+    # then one branch alone) whose mean fold AUC of the stacked OOF is within one standard error of the best;
+    # else one of
     # <branch>_only, mean, rank_mean, logistic, lightgbm
     method: str = "auto"
     pred_column: str = "y_pred"  # submission's score column (some challenge phases used "score")

@@ -157,6 +157,37 @@ def shortcut_lines(shortcuts: dict | None) -> list[str]:
     return lines + [""]
 
 
+def chance_lines(table: pd.DataFrame) -> list[str]:
+    """The branches whose OOF AUC interval does not exclude chance: they did not earn their place here."""
+    alone = table[table["method"].str.endswith("_only")]
+    weak = alone[alone["oof_low"] <= 0.5] if "oof_low" in alone else alone.iloc[:0]
+    if weak.empty:
+        return ["Every branch's OOF AUC interval lies above chance (0.5).", ""]
+    return [f"**Did not earn its place:** {r['method'].removesuffix('_only')}: OOF AUC {r['oof_auc']:.3f} "
+            f"(95% interval {r['oof_low']:.3f} to {r['oof_high']:.3f}) does not exclude chance on these clips."
+            for _, r in weak.iterrows()] + [""]
+
+
+def shift_lines(table: pd.DataFrame, folds_note: str) -> list[str]:
+    """The report's shift section: OOF against val for every branch and stacking method, in words."""
+    lines = ["## Shift: OOF against val", "", f"Folds: {folds_note}.", ""] + chance_lines(table)
+    if "shifted" not in table or table["shifted"].isna().all():
+        return lines + ["No val labels: the shift between the train folds and val cannot be measured.", ""]
+    cols = ["method", "oof_auc", "val_auc", "val_minus_oof", "difference_low", "difference_high", "shifted"]
+    lines += ["Val minus OOF AUC with its 95% bootstrap interval (train and val clips resampled independently). "
+              "A method whose whole interval lies below 0 learnt something on the train folds that val does "
+              "not share: other speakers, identities or generators.", "",
+              markdown_table(table[cols].astype({"shifted": object})), ""]
+    shifted = table[table["shifted"].fillna(False).astype(bool)]
+    for _, r in shifted.iterrows():
+        lines.append(f"**Warning:** {r['method']}: val falls below OOF by more than the interval "
+                     f"({r['oof_auc']:.3f} -> {r['val_auc']:.3f}, interval {r['difference_low']:+.3f} to "
+                     f"{r['difference_high']:+.3f}).")
+    if shifted.empty:
+        lines.append("No method's val falls below its OOF by more than the interval.")
+    return lines + [""]
+
+
 def write_report(
     path: Path,
     *,
@@ -173,6 +204,7 @@ def write_report(
     configs: Mapping[str, str],
     shortcuts: dict | None = None,
     kinds: pd.DataFrame | None = None,
+    folds_note: str = "",
 ) -> Path:
     """Write ``report.md``; image links are relative to the report's folder."""
     lines = [
@@ -184,12 +216,14 @@ def write_report(
         "scores with the branches' own folds; val: the mean of those fold models "
         "applied to val (val labels are used for this table only).",
         "",
-        markdown_table(table),
+        markdown_table(table.drop(columns=["oof_low", "oof_high", "difference_low", "difference_high", "shifted"],
+                                  errors="ignore")),
         "",
         f"**Submission method: `{chosen}`** ({selection}).",
         "",
         f"Submission: {submission_note}",
         "",
+        *shift_lines(table, folds_note),
     ]
     if importance is not None and len(importance):
         lines += ["LightGBM feature importance (gain, mean over the fold models): "

@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 
 from mmdf.config import save_config, to_dict
-from mmdf.data.folds import FOLD_COL
+from mmdf.data.folds import FOLD_COL, describe_folds
 from mmdf.data.labels import NAME_COL, TARGET_COL, read_labels
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write, json_safe
 from mmdf.stack.baselines import make_methods, with_fallback
 from mmdf.stack.ensemble import FoldEnsemble
-from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_fit, score_table
+from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_fit, fold_aucs, score_table
 from mmdf.stack.features import build_features
 from mmdf.stack.inputs import (SPLIT_FILES, BranchOutputs, check_covers, load_branches, resolve_folds,
                                split_names, split_targets)
@@ -139,8 +139,8 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     shortcuts = shortcut_check(data.manifest, data.folds[NAME_COL].tolist(), data.y_train, data.fold, cfg.seed) \
         if data.manifest is not None else None
     oof, fitted, preds = fit_methods(methods, data.X, data.y_train, data.fold)
-    table = score_table(oof, data.y_train, preds.get("val", {}), data.y_val)
-    chosen, selection = _choose(cfg, table)
+    table = score_table(oof, data.y_train, preds.get("val", {}), data.y_val, cfg.seed)
+    chosen, selection = _choose(cfg, table, fold_aucs(oof, data.y_train, data.fold))
     stack_dir.mkdir(parents=True, exist_ok=True)
     (stack_dir / "metrics.json").unlink(missing_ok=True)  # a stack redone halfway is not finished
     save_config(cfg, stack_dir / "config.yaml")
@@ -229,9 +229,9 @@ def fit_methods(methods: dict, X: dict[str, pd.DataFrame], y_train: np.ndarray, 
     return oof, fitted, preds
 
 
-def _choose(cfg, table: pd.DataFrame) -> tuple[str, str]:
+def _choose(cfg, table: pd.DataFrame, folds: dict[str, list[float]]) -> tuple[str, str]:
     if cfg.stack.method == "auto":
-        chosen, selection = choose_method(table), "best stacked-OOF AUC, chosen automatically"
+        chosen, selection = choose_method(table, folds)
     else:
         chosen, selection = cfg.stack.method, "set by stack.method"
     log.info("stacking: %s chosen (%s)", chosen, selection)
@@ -288,6 +288,9 @@ def _metrics(cfg, data: StackData, table, chosen, selection, fitted, rel_dirs, s
         "chosen": chosen,
         "selection": selection,
         "methods": json_safe(table.to_dict(orient="records")),
+        "folds": describe_folds(cfg.folds),
+        "shifted": table.loc[table["shifted"].fillna(False).astype(bool), "method"].tolist()
+        if "shifted" in table else [],
         "n_train": len(data.folds),
         "n_folds": int(len(np.unique(data.fold))),
         "n_val": len(data.X["val"]) if "val" in data.X else 0,
@@ -319,7 +322,7 @@ def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, se
         cfg.run_dir / REPORT_NAME, experiment=cfg.experiment, table=table, chosen=chosen, selection=selection,
         status_counts=status_counts, unscored=_unscored(data), images=images, submission=submission,
         submission_note=note, importance=fitted[FALLBACK].feature_importance(), configs=configs,
-        shortcuts=shortcuts, kinds=_kind_table(cfg, data, oof, preds, chosen),
+        shortcuts=shortcuts, kinds=_kind_table(cfg, data, oof, preds, chosen), folds_note=describe_folds(cfg.folds),
     )
 
 

@@ -1,12 +1,18 @@
-"""A classifier for a few hundred clips of statistics: logistic regression or a small LightGBM.
+"""A classifier for a few hundred clips of statistics: logistic regression, per-group logistic
+regressions combined (:mod:`mmdf.stats.groups`), or a small LightGBM.
 
-Which of the two wins depends on the data (a linear score on many weak,
-correlated features, or a few thresholds on strong ones), so
-:class:`StatsModel` chooses by nested cross-validation on the training rows:
-each candidate is tuned on the inner folds of every outer training part
-(logistic regression's ``C`` by a grid search, LightGBM's number of rounds by
-``lightgbm.cv`` early stopping) and scored on the outer held-out part it never
-saw. The winner is tuned and refitted on all rows.
+Which wins depends on the data (a linear score on many weak, correlated
+features, a few groups of which only some carry over, or a few thresholds on
+strong ones), so :class:`StatsModel` chooses by nested cross-validation on the
+training rows: each candidate is tuned on the inner folds of every outer
+training part (logistic regression's ``C`` by a grid search, LightGBM's number
+of rounds by ``lightgbm.cv`` early stopping) and scored on the outer held-out
+part it never saw. In-distribution folds reward fitting the training speakers
+and generators as much as the cue, so both choices prefer the simpler model
+when the scores are within noise: the strongest regularisation within one
+standard error of the best ``C``, and the first candidate (in the order
+given, simplest first) within one standard error of the best candidate. The
+winner is tuned and refitted on all rows.
 
 A fitted model saves to a JSON-able dict (coefficients, imputer medians,
 scaler statistics; LightGBM's model text), never a pickle: a model made by
@@ -24,9 +30,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from mmdf.metrics import simplest_within_noise
+from mmdf.stats.groups import fit_groups, groups_logit, logistic_logit
+
 FORMAT = "mmdf.stats.StatsModel"
-FORMAT_VERSION = 1
-CANDIDATES = ("logistic", "lightgbm")
+FORMAT_VERSION = 2  # 2: feature groups, per-fold scores
+CANDIDATES = ("logistic", "groups", "lightgbm")  # simplest first
 SELECTIONS = ("log_loss", "roc_auc")
 # Small, strongly regularised trees: a few hundred rows support only a few splits each.
 LGB_PARAMS = {
@@ -46,10 +55,13 @@ class StatsModel(ClassifierMixin, BaseEstimator):
     by how confident each is on every held-out clip. The inner tuning uses the
     same loss (``C`` by ``neg_log_loss``, rounds by ``binary_logloss``).
 
-    ``folds`` given to :meth:`fit` (one integer fold per row, as in
+    ``groups`` (group name -> its column names, for a DataFrame ``X``) is
+    what the ``groups`` candidate weighs; without it that candidate is
+    skipped. ``folds`` given to :meth:`fit` (one integer fold per row, as in
     ``folds.csv``; -1 = never held out) are the outer folds; otherwise
     ``outer_splits`` stratified folds. After ``fit``: ``choice_`` (the
-    winner), ``scores_`` (outer AUC and log-loss per candidate), ``oof_``
+    winner), ``scores_`` (outer AUC and log-loss per candidate, and the
+    log-loss of each outer fold; empty, like ``oof_``, with one candidate), ``oof_``
     (the winner's out-of-fold probabilities, for a stacker), ``folds_``,
     ``state_`` (the refitted winner), ``classes_``, ``feature_names_in_``
     (when fitted on a DataFrame), ``n_features_in_``.
@@ -58,7 +70,7 @@ class StatsModel(ClassifierMixin, BaseEstimator):
     def __init__(self, candidates=CANDIDATES, selection: str = "log_loss", outer_splits: int = 3,
                  inner_splits: int = 3, c_grid=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
                  lgb_params: dict | None = None, max_rounds: int = 1000, early_stopping: int = 50,
-                 random_state: int = 42):
+                 random_state: int = 42, groups: dict | None = None):
         self.candidates = candidates
         self.selection = selection
         self.outer_splits = outer_splits
@@ -68,6 +80,7 @@ class StatsModel(ClassifierMixin, BaseEstimator):
         self.max_rounds = max_rounds
         self.early_stopping = early_stopping
         self.random_state = random_state
+        self.groups = groups
 
     def fit(self, X, y, folds=None) -> StatsModel:
         """Choose the candidate by nested CV, then tune and refit it on all rows."""
@@ -77,12 +90,17 @@ class StatsModel(ClassifierMixin, BaseEstimator):
         self.folds_ = outer_folds(target, folds, self.outer_splits, self.random_state)
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, not {self.selection!r}")
-        oof = {c: self._out_of_fold(c, matrix, target) for c in self.candidates}
-        held = self.folds_ >= 0
-        self.scores_ = {c: outer_scores(target[held], p[held]) for c, p in oof.items()}
-        sign = -1.0 if self.selection == "log_loss" else 1.0
-        self.choice_ = max(self.candidates, key=lambda c: sign * self.scores_[c][self.selection])  # ties: first
-        self.oof_ = oof[self.choice_]
+        candidates = [c for c in self.candidates if c != "groups" or self.groups]
+        if not candidates:
+            raise ValueError(f"no candidate to fit: {self.candidates} (the groups candidate needs `groups`)")
+        if len(candidates) == 1:  # nothing to choose: no outer folds to pay for
+            self.choice_, self.scores_, self.oof_ = candidates[0], {}, None
+        else:
+            oof = {c: self._out_of_fold(c, matrix, target) for c in candidates}
+            self.scores_ = {c: outer_scores(target, p, self.folds_) for c, p in oof.items()}
+            self.choice_ = simplest_within_noise({c: sc[f"fold_{self.selection}"] for c, sc in self.scores_.items()},
+                                                 higher_is_better=self.selection == "roc_auc")[0]
+            self.oof_ = oof[self.choice_]
         self.state_ = fit_candidate(self.choice_, matrix, target, self._settings())
         return self
 
@@ -102,11 +120,21 @@ class StatsModel(ClassifierMixin, BaseEstimator):
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "inner_splits": self.inner_splits, "c_grid": list(self.c_grid),
+            "groups": self._group_columns(), "inner_splits": self.inner_splits, "c_grid": list(self.c_grid),
             "lgb_params": {**LGB_PARAMS, **(self.lgb_params or {}), "seed": self.random_state},
             "max_rounds": self.max_rounds, "early_stopping": self.early_stopping,
             "random_state": self.random_state,
         }
+
+    def _group_columns(self) -> list:
+        """``[name, column indices]`` of each group, in the order of the fitted columns."""
+        if not self.groups:
+            return []
+        names = list(getattr(self, "feature_names_in_", []))
+        missing = [c for cols in self.groups.values() for c in cols if c not in names]
+        if missing:
+            raise ValueError(f"{len(missing)} grouped feature(s) are not columns of X, e.g. {missing[:5]}")
+        return [[g, [names.index(c) for c in cols]] for g, cols in self.groups.items()]
 
     def _matrix(self, X, fitting: bool) -> np.ndarray:
         """Float matrix of X; a DataFrame's columns are matched by name to those seen by fit."""
@@ -140,11 +168,12 @@ class StatsModel(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatsModel:
         """The model :meth:`to_dict` described (its out-of-fold predictions are not kept)."""
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+        if data.get("format") != FORMAT or data.get("version") not in (1, FORMAT_VERSION):  # 1: no groups
             raise ValueError(f"not a {FORMAT} v{FORMAT_VERSION} dict: {data.get('format')} v{data.get('version')}")
         params = dict(data["params"])
         params["candidates"] = tuple(params["candidates"])
         params["c_grid"] = tuple(params["c_grid"])
+        params.setdefault("groups", None)
         model = cls(**params)
         model.classes_ = np.array([0, 1])
         model.choice_, model.scores_, model.state_ = data["choice"], data["scores"], data["state"]
@@ -154,11 +183,18 @@ class StatsModel(ClassifierMixin, BaseEstimator):
         return model
 
 
-def outer_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """ROC AUC and log-loss of out-of-fold probabilities."""
+def outer_scores(y: np.ndarray, p: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    """ROC AUC and log-loss of the held-out probabilities, pooled and per outer fold (NaN AUC: one class)."""
     from sklearn.metrics import log_loss
 
-    return {"roc_auc": float(roc_auc_score(y, p)), "log_loss": float(log_loss(y, p, labels=[0, 1]))}
+    held = folds >= 0
+    out: dict[str, Any] = {"roc_auc": float(roc_auc_score(y[held], p[held])),
+                           "log_loss": float(log_loss(y[held], p[held], labels=[0, 1]))}
+    parts = [folds == k for k in np.unique(folds[held])]
+    out["fold_log_loss"] = [float(log_loss(y[m], p[m], labels=[0, 1])) for m in parts]
+    out["fold_roc_auc"] = [float(roc_auc_score(y[m], p[m])) if len(np.unique(y[m])) == 2 else float("nan")
+                           for m in parts]
+    return out
 
 
 def outer_folds(y: np.ndarray, folds, n_splits: int, seed: int) -> np.ndarray:
@@ -181,6 +217,8 @@ def fit_candidate(name: str, X: np.ndarray, y: np.ndarray, settings: dict[str, A
         return fit_logistic(X, y, settings)
     if name == "lightgbm":
         return fit_lightgbm(X, y, settings)
+    if name == "groups":
+        return fit_groups(X, y, settings, fit_logistic, _inner(y, settings))
     raise ValueError(f"unknown candidate {name!r}; known: {', '.join(CANDIDATES)}")
 
 
@@ -190,7 +228,11 @@ def _inner(y: np.ndarray, settings: dict[str, Any]) -> StratifiedKFold:
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
-    """Median-imputed, standardised L2 logistic regression, ``C`` chosen by inner-CV log-loss."""
+    """Median-imputed, standardised L2 logistic regression, ``C`` chosen by inner-CV log-loss.
+
+    The chosen ``C`` is the smallest (strongest regularisation) whose mean
+    inner log-loss is within one standard error of the best one's.
+    """
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
@@ -201,15 +243,29 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict
         SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
         LogisticRegression(max_iter=5000),
     )
-    search = GridSearchCV(pipe, {"logisticregression__C": settings["c_grid"]}, scoring="neg_log_loss",
-                          cv=_inner(y, settings), n_jobs=1)
-    imputer, scaler, lr = search.fit(X, y).best_estimator_.steps
+    if len(settings["c_grid"]) == 1:  # nothing to tune
+        fitted, c = pipe.set_params(logisticregression__C=settings["c_grid"][0]).fit(X, y), settings["c_grid"][0]
+    else:
+        search = GridSearchCV(pipe, {"logisticregression__C": settings["c_grid"]}, scoring="neg_log_loss",
+                              cv=_inner(y, settings), n_jobs=1, refit=_smallest_c_within_noise).fit(X, y)
+        fitted, c = search.best_estimator_, search.best_params_["logisticregression__C"]
+    imputer, scaler, lr = fitted.steps
     return {
-        "kind": "logistic", "C": float(search.best_params_["logisticregression__C"]),
+        "kind": "logistic", "C": float(c),
         "medians": np.nan_to_num(imputer[1].statistics_, nan=0.0).tolist(),
         "means": scaler[1].mean_.tolist(), "scales": scaler[1].scale_.tolist(),
         "coef": lr[1].coef_[0].tolist(), "intercept": float(lr[1].intercept_[0]),
     }
+
+
+def _smallest_c_within_noise(cv_results: dict) -> int:
+    """GridSearchCV ``refit`` rule: the index of the smallest ``C`` within one standard error of the best."""
+    folds = sorted(k for k in cv_results if k.startswith("split") and k.endswith("_test_score"))
+    scores = np.array([cv_results[k] for k in folds]).T  # (candidates, folds), higher is better
+    cs = np.asarray(cv_results["param_logisticregression__C"], dtype=float)
+    order = np.argsort(cs, kind="stable")
+    pick = simplest_within_noise({int(i): scores[i] for i in order}, higher_is_better=True)[0]
+    return int(pick)
 
 
 def fit_lightgbm(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
@@ -230,9 +286,9 @@ def fit_lightgbm(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict
 def predict_state(state: dict[str, Any], X: np.ndarray) -> np.ndarray:
     """Probability of class 1 from a fitted candidate's state."""
     if state["kind"] == "logistic":
-        filled = np.where(np.isnan(X), np.asarray(state["medians"]), X)
-        z = (filled - np.asarray(state["means"])) / np.asarray(state["scales"])
-        return expit(z @ np.asarray(state["coef"]) + state["intercept"])
+        return expit(logistic_logit(state, X))
+    if state["kind"] == "groups":
+        return expit(groups_logit(state, X))
     import lightgbm as lgb
 
     return lgb.Booster(model_str=state["model"]).predict(X)

@@ -19,7 +19,7 @@ from mmdf.data.folds import FOLD_COL
 from mmdf.data.kinds import load_kinds
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write
-from mmdf.metrics import score_report
+from mmdf.metrics import score_report, shift_report, shift_sentence
 from mmdf.train.branches.base import Branch
 from mmdf.train.loop import PRED_FILE
 
@@ -95,6 +95,12 @@ def report_or_none(y, p) -> dict | None:
     return score_report(y[keep].astype(int), p[keep])
 
 
+def _scored(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of the clips a branch scored."""
+    keep = frame["prob"].notna()
+    return frame.loc[keep, "target"].astype(int).to_numpy(), frame.loc[keep, "prob"].to_numpy(dtype=float)
+
+
 def fold_reports(cfg: Config, oof: pd.DataFrame, out: Path) -> tuple[dict, float]:
     """Per fold: its OOF scores, best epoch and epochs run; and the total training seconds."""
     folds, seconds = {}, 0.0
@@ -136,6 +142,9 @@ def build_metrics(cfg: Config, branch: Branch, frames: dict[str, pd.DataFrame], 
     }
     if len(val) and "target" in val and val["target"].notna().all():
         metrics["val"] = report_or_none(val["target"].astype(int), val["prob"])
+    if metrics["oof"] and metrics["val"]:
+        metrics["shift"] = shift_report(_scored(oof), _scored(val), seed=cfg.seed)
+        log.info("%s", shift_sentence(branch.name, metrics["shift"]))
     kinds = load_kinds(cfg.data)
     if kinds is not None:
         for name, frame, split in (("oof", oof, "train"), ("val", val, "val")):

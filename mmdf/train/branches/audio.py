@@ -48,6 +48,9 @@ class AudioTTAConfig:
 @dataclass
 class AudioBranchConfig:
     model: AudioModelConfig = field(default_factory=AudioModelConfig)
+    # what the network sees of the cached mel image: "mel" the image itself; "dfreq" its change from
+    # each mel band to the next (|row i+1 - row i|), the spectrum's fine structure without its envelope
+    view: Literal["mel", "dfreq"] = "mel"
     input_size: list[int] = field(default_factory=lambda: [256, 256])  # (H, W) fed to the model
     # "backbone": standardise as the backbone's pretraining did (ImageNet statistics); "data": by the
     # mean and std of the fold's own training images (better for a model trained from scratch)
@@ -103,6 +106,22 @@ def _mask(x, dim: int, max_width: int, fill):
     return x
 
 
+def mel_view(mel: np.ndarray, view: str) -> np.ndarray:
+    """The (H, W) uint8 image the network sees of a cached mel image (see ``AudioBranchConfig.view``).
+
+    ``dfreq`` keeps how the level steps from one band to the next and drops
+    the long-term spectrum (the speaker's timbre, the channel): the step sizes
+    are what a vocoder smooths or sharpens. Its (H - 1) rows are scaled x4
+    (steps beyond 63 grey levels are clipped) so that they use the uint8 range.
+    """
+    if view == "mel":
+        return mel
+    if view == "dfreq":
+        step = np.abs(np.diff(mel.astype(np.int16), axis=0))
+        return np.minimum(step * 4, 255).astype(np.uint8)
+    raise MmdfError(f"train.audio.view must be mel or dfreq, got {view!r}")
+
+
 class MelDataset:
     """Mel images (uint8 (H, W) .npy) resized to ``input_size`` and repeated to ``in_chans``."""
 
@@ -112,6 +131,7 @@ class MelDataset:
         self.targets = np.asarray(targets, dtype=np.float32)
         self.size = tuple(cfg.input_size)
         self.in_chans = cfg.model.in_chans
+        self.view = cfg.view
         self.mean = channel_column(mean)
         self.std = channel_column(std)
         self.augment = SpecAugment(cfg.augment) if train else None
@@ -127,6 +147,7 @@ class MelDataset:
         mel = np.load(self.files[i])
         if mel.ndim != 2:
             raise MmdfError(f"{self.files[i]}: expected a (H, W) mel image, got shape {mel.shape}")
+        mel = mel_view(mel, self.view)
         h, w = self.size
         if mel.shape != (h, w):
             mel = cv2.resize(mel, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -151,7 +172,7 @@ class AudioBranch(TorchBranch):
             return super().normalization(model, section, fit_rows)
         files = fit_rows[self.file_col].astype(str).to_numpy()
         picks = files[np.unique(np.linspace(0, len(files) - 1, min(len(files), 512)).round().astype(int))]
-        pixels = np.concatenate([np.load(f).ravel() for f in picks]).astype(np.float64) / 255.0
+        pixels = np.concatenate([mel_view(np.load(f), section.view).ravel() for f in picks]).astype(np.float64) / 255.0
         c = section.model.in_chans
         return [float(pixels.mean())] * c, [float(max(pixels.std(), 1e-3))] * c
 

@@ -34,7 +34,9 @@ FEATURES_FIGURE = "features_by_kind.png"
 class StatsBranchConfig:
     """The statistics model: candidates compared by nested CV on each fold's training rows."""
 
-    candidates: list[str] = field(default_factory=lambda: ["logistic", "lightgbm"])
+    # simplest first: a later one is chosen only when it beats every earlier one by more than the
+    # outer folds' noise (one standard error); "groups" needs a branch that groups its features
+    candidates: list[str] = field(default_factory=lambda: ["logistic", "groups", "lightgbm"])
     selection: str = "log_loss"  # outer score of the nested CV: log_loss or roc_auc
     outer_splits: int = 3  # nested CV inside a fold's training rows
     inner_splits: int = 3  # tuning (C, rounds) inside each outer training part
@@ -59,11 +61,16 @@ class StatsBranch(Branch):
         """The columns the model learns from (all of them by default)."""
         return table
 
-    def model(self, section: StatsBranchConfig, seed: int):
+    def feature_groups(self, columns) -> dict[str, list[str]]:
+        """Group name -> its columns, for the ``groups`` candidate; none by default."""
+        return {}
+
+    def model(self, section: StatsBranchConfig, seed: int, columns=()):
         from mmdf.stats.model import StatsModel
 
         return StatsModel(candidates=tuple(section.candidates), selection=section.selection,
-                          outer_splits=section.outer_splits, inner_splits=section.inner_splits, random_state=seed)
+                          outer_splits=section.outer_splits, inner_splits=section.inner_splits, random_state=seed,
+                          groups=self.feature_groups(columns) or None)
 
     def train_fold(self, job) -> None:
         """Fit on the fold's training rows, score its held-out rows and every val/test row."""
@@ -72,7 +79,7 @@ class StatsBranch(Branch):
         check_classes(job)
         X = self.features(job.cfg, pd.concat([job.fit, job.held, job.others]))  # the same rows every fold
         section = self.section(job.cfg.train)
-        model = self.model(section, job.cfg.seed + 1000 * job.k).fit(
+        model = self.model(section, job.cfg.seed + 1000 * job.k, X.columns).fit(
             X.loc[job.fit.index], job.fit["target"].astype(int).to_numpy())
         scored = pd.concat([job.held, job.others])
         prob = model.predict_proba(X.loc[scored.index])[:, 1]
@@ -80,9 +87,12 @@ class StatsBranch(Branch):
             job.fold_dir.mkdir(parents=True, exist_ok=True)
             with atomic_write(job.fold_dir / MODEL_FILE) as tmp:
                 tmp.write_text(json.dumps(model.to_dict()))
-            log.info("%s fold %d: %s chosen by nested CV (%s)", self.name, job.k, model.choice_,
+            log.info("%s fold %d: %s (%s)", self.name, job.k, model.choice_,
                      ", ".join(f"{c} AUC {s['roc_auc']:.3f} log-loss {s['log_loss']:.3f}"
-                               for c, s in model.scores_.items()))
+                               for c, s in model.scores_.items()) or "the only candidate")
+            if model.choice_ == "groups":
+                log.info("%s fold %d: group weights %s", self.name, job.k, ", ".join(
+                    f"{g['name']} {w:.2f}" for g, w in zip(model.state_["groups"], model.state_["weights"])))
             write_csv(pd.DataFrame({"video_name": scored["video_name"].to_numpy(),
                                     "split": scored["split"].to_numpy(), "fold": job.k, "prob": prob}),
                       job.fold_dir / PRED_FILE)
