@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mmdf.data.folds import check_folds
+from mmdf.run_config import load_config
 from mmdf.train.branches import get_branch
 from mmdf.train.kfold import train_branch
 from train_factory import make_manifest, tiny_config
@@ -47,6 +48,7 @@ def test_fold_models_are_json_and_score_as_the_run_did(trained):
     model = json.loads((out["audio_stats"] / "fold_0" / "model.json").read_text())
     assert model["choice"] in ("logistic", "lightgbm")
     rows = manifest[manifest["split"] == "test"]
-    got = get_branch("audio_stats").trained(out["audio_stats"]).score(rows)
+    branch_dir = out["audio_stats"]
+    got = get_branch("audio_stats").trained(branch_dir, load_config(branch_dir / "config.yaml")).score(rows)
     saved = pd.read_csv(out["audio_stats"] / "test_pred.csv")
     np.testing.assert_allclose(got["prob"], saved["prob"], atol=1e-9)

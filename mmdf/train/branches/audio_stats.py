@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mmdf.stats.audio import model_columns
 from mmdf.train.branches.statistics import StatsBranch
 
 
@@ -18,8 +19,6 @@ class AudioStatsBranch(StatsBranch):
 
     def model_inputs(self, table: pd.DataFrame) -> pd.DataFrame:
         """All but the per-band levels, which let a model learn the training speakers (see ``model_columns``)."""
-        from mmdf.stats.audio import model_columns
-
         return table[model_columns(table.columns)]
 
 
