@@ -72,7 +72,7 @@ def step_mtcnn(plan: Plan) -> dict:
     """MTCNN on the device against the CPU, on the same clips and the same decoded frames."""
     import torch
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare.faces import FaceDetector, faces_from_frames, prepare_clip_faces
     from mmdf.prepare.media import read_frames
 
@@ -126,7 +126,7 @@ def step_train(plan: Plan, name: str) -> dict:
     """bench_train.bench_branch at the config's batch size: channels_last on/off at 8 workers, then 16 workers."""
     import torch
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.train.branches import get_branch
 
     bench_train, branch = sibling("bench_train"), get_branch(name)
@@ -185,7 +185,7 @@ def step_prepare(plan: Plan) -> dict:
           f"prepare.device={plan.device}", "prepare.workers=2", "prepare.progress=false"], timeout=180)
     import pandas as pd
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare.manifest import load_manifest
 
     manifest = load_manifest(load_config(REPO / "configs/demo/data.yaml", _demo_overrides(plan)))

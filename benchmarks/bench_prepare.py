@@ -478,7 +478,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "runs/bench_prepare/results.json"))
     args = parser.parse_args()
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
 
     demo_root = demo_clips(Path(args.demo), max(args.n_demo, 40))
     demo_cfg = load_config(args.demo_config, [f"data.root={demo_root}", "prepare.progress=false"])

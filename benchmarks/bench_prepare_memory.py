@@ -115,7 +115,7 @@ def make_cache(root: Path, work: Path, names: dict[str, list[str]], faces_only: 
 
 def setup_journal(work: Path, n: int) -> None:
     """The layout, the cache of the default parameters and a donor cache differing in n_mels."""
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare.cache import cache_root, feature_params
 
     names = make_layout(work, n)
@@ -130,7 +130,7 @@ def measure_journal(work: Path) -> None:
     """In this fresh process: one `prepare_dataset` over the finished cache; print the figures."""
     import logging
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare.runner import prepare_dataset
 
     logging.basicConfig(level=logging.WARNING)

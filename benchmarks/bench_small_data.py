@@ -23,7 +23,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mmdf.config import add_config_arguments, config_from_args
+from mmdf.config import add_config_arguments
+from mmdf.run_config import config_from_args
 from mmdf.metrics import TPR_KEY, score_report
 from mmdf.prepare.manifest import load_manifest
 

@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from mmdf.config import Config, add_config_arguments, config_from_args
+from mmdf.config import add_config_arguments
+from mmdf.run_config import Config, config_from_args
 from mmdf.errors import MmdfError
 from mmdf.train.branches import all_branches, get_branch
 from mmdf.train.branches.base import Branch

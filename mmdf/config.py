@@ -3,9 +3,13 @@
 A YAML file may name the file it extends with ``base: path`` (relative to the
 file itself); mappings merge key by key, anything else is replaced. Overrides
 ``key.sub=value`` (values parsed as YAML) are applied last. The merged tree is
-then built into :class:`Config`, whose sections are one typed dataclass per
-component; an unknown key or a wrongly typed value raises :class:`ConfigError`
-naming the key and the file (or override) that set it.
+then built into a typed dataclass (a run's :class:`mmdf.run_config.Config`,
+whose sections are one dataclass per component); an unknown key or a wrongly
+typed value raises :class:`ConfigError` naming the key and the file (or
+override) that set it.
+
+This module is the loader only: it knows no component. The run's config is
+assembled above the components, in :mod:`mmdf.run_config`.
 
 Relative paths inside a config (data root, cache, runs) are relative to the
 working directory, as with ``python tools/...`` run from the project root.
@@ -17,45 +21,26 @@ import argparse
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from mmdf.data.config import DataConfig, FoldConfig
 from mmdf.errors import ConfigError, not_utf8
-from mmdf.prepare.config import PrepareConfig
-from mmdf.stack.config import StackConfig
-from mmdf.train.config import TrainConfig
+from mmdf.files import atomic_write
 
 BASE_KEY = "base"
-
-
-@dataclass
-class Config:
-    """Everything one run needs; each tool reads the sections it uses."""
-
-    experiment: str = "default"  # run outputs go to <runs_dir>/<experiment>/
-    runs_dir: str = "runs"
-    seed: int = 42
-    data: DataConfig = field(default_factory=DataConfig)
-    folds: FoldConfig = field(default_factory=FoldConfig)
-    prepare: PrepareConfig = field(default_factory=PrepareConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig.resolve_type()())  # with branch sections
-    stack: StackConfig = field(default_factory=StackConfig)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.experiment
+# field metadata: a callable giving the field's type when the config is built (a section whose
+# fields are known only at run time, such as ``train`` with one section per registered branch)
+TYPE_AT_BUILD = "type_at_build"
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
-                updates: Iterable[tuple[Mapping, str]] = ()) -> Config:
-    """Load ``path`` (with its bases), apply ``key=value`` overrides, build a :class:`Config`.
+def load(cls: type, path: str | Path | None = None, overrides: Iterable[str] = (),
+         updates: Iterable[tuple[Mapping, str]] = ()):
+    """Load ``path`` (with its bases), apply ``key=value`` overrides, build dataclass ``cls``.
 
     ``updates`` are ``(mapping, where)`` pairs merged after the file and before
     the overrides (an experiment's variants); their keys may be dotted
@@ -74,7 +59,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
         where = f"command-line override '{item}'"
         _set_path(tree, keys, value, where)
         _record_sources(sources, ".".join(keys), value, where)
-    return build(Config, tree, sources)
+    return build(cls, tree, sources)
 
 
 def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:
@@ -208,7 +193,8 @@ def build(cls: type, data: Any, sources: Mapping[str, str] | None = None, prefix
     if not isinstance(data, Mapping):
         raise ConfigError(f"'{prefix or 'config'}' must be a mapping{where}, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = set(fields)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
@@ -218,7 +204,8 @@ def build(cls: type, data: Any, sources: Mapping[str, str] | None = None, prefix
                 f"unknown config key '{dotted}'{_where(sources, dotted)}; "
                 f"known keys{' of ' + prefix if prefix else ''}: {known}"
             )
-        kwargs[key] = _coerce(hints[key], value, sources, dotted)
+        at_build = fields[key].metadata.get(TYPE_AT_BUILD)
+        kwargs[key] = _coerce(at_build() if at_build else hints[key], value, sources, dotted)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -239,8 +226,6 @@ def _coerce(tp: Any, value: Any, sources: Mapping[str, str], dotted: str) -> Any
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
-        if hasattr(tp, "resolve_type"):  # a section whose fields are known at run time (branches)
-            tp = tp.resolve_type()
         return build(tp, value, sources, dotted)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -315,8 +300,6 @@ def to_dict(cfg: Any) -> dict:
 
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config so that a run can be reproduced from its own folder."""
-    from mmdf.files import atomic_write
-
     path = Path(path)
     with atomic_write(path) as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
@@ -336,7 +319,3 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = 
         "overrides", nargs="*", metavar="key=value",
         help="override config keys, e.g. train.epochs=3 data.root=/data/ffdv",
     )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.overrides)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.config import Config, load_config
+from mmdf.run_config import Config, load_config
 from mmdf.data.config import FoldConfig
 from mmdf.data.folds import make_folds
 

@@ -39,7 +39,7 @@ def test_audit_cli_scores_perturbed_clips_through_predict(demo_run, capsys):
     # video copied: its faces are the unperturbed clip's (shared, not made again), so is the score
     np.testing.assert_array_equal(moved["visual_prob_x"], moved["visual_prob_y"])
     assert "audit/audit.md" in (demo_run / "report.md").read_text()
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.stack.run import run_stack
 
     run_stack(load_config(demo_run / "stack" / "config.yaml"), force=True)  # rewrites report.md

@@ -69,7 +69,7 @@ def _leaning_predict(calls):
 
 def test_audit_finds_the_silence_shortcut_and_resumes(shortcut_run, monkeypatch, caplog):
     calls = []
-    monkeypatch.setattr("mmdf.predict.predict.predict_clips", _leaning_predict(calls))
+    monkeypatch.setattr("mmdf.audit.run.predict_clips", _leaning_predict(calls))
     config = AuditConfig(perturbations=PERTURB, progress=False)
     with caplog.at_level(logging.WARNING):
         result = run_audit(shortcut_run, config)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mmdf.data.folds import check_folds
+from mmdf.run_config import load_config
 from mmdf.train.branches import get_branch
 from mmdf.train.kfold import train_branch
 from train_factory import make_manifest, tiny_config
@@ -52,6 +53,7 @@ def test_fold_models_are_json_and_score_as_the_run_did(trained):
     assert model["choice"] == "groups"  # audio_stats weighs its feature groups (train.audio_stats.candidates)
     assert {g["name"] for g in model["state"]["groups"]} >= {"level", "fine", "envelope"}
     rows = manifest[manifest["split"] == "test"]
-    got = get_branch("audio_stats").trained(out["audio_stats"]).score(rows)
+    branch_dir = out["audio_stats"]
+    got = get_branch("audio_stats").trained(branch_dir, load_config(branch_dir / "config.yaml")).score(rows)
     saved = pd.read_csv(out["audio_stats"] / "test_pred.csv")
     np.testing.assert_allclose(got["prob"], saved["prob"], atol=1e-9)

@@ -20,7 +20,8 @@ import torch
 
 from mmdf.stack.run import run_stack
 from mmdf.train.branches import all_branches, register_branch, unregister_branch
-from mmdf.train.branches.base import TorchBranch, targets_of
+from mmdf.train.branches.base import targets_of
+from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
 from mmdf.train.kfold import train_branch
 from train_factory import make_manifest, tiny_config

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmdf.config import Config, load_config, parse_override, save_config
+from mmdf.config import parse_override, save_config
+from mmdf.run_config import Config, load_config
 from mmdf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmdf.config import Config, load_yaml_tree, merge, to_dict
+from mmdf.config import load_yaml_tree, merge, to_dict
+from mmdf.run_config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.name != "pipeline.yaml")

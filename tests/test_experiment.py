@@ -16,7 +16,8 @@ import yaml
 from mmdf.errors import ConfigError, MmdfError
 from mmdf.stack.config import LightGBMParams
 from mmdf.experiment import runner as runner_mod
-from mmdf.experiment.runner import plan, read_records, run_experiment
+from mmdf.experiment.records import read_records
+from mmdf.experiment.runner import plan, run_experiment
 from mmdf.experiment.spec import load_experiment
 from mmdf.experiment.steps import Step, fingerprint, steps as pipeline_steps
 from mmdf.experiment.summary import collect_results, summarize, write_summary

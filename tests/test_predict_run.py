@@ -192,15 +192,13 @@ def test_a_copy_with_one_stream_reencoded_makes_only_the_other_half(run, tmp_pat
     src = folder / "clip.mp4"
     crf32(src, tmp_path / "video_changed.mp4")  # audio copied
     resample_16k(src, tmp_path / "audio_changed.mp4")  # video copied
-    from mmdf.prepare import mouth as mouth_module
-
     made = []
     for name in ("_make_mel", "_make_faces"):
         real = getattr(clip_module, name)
         monkeypatch.setattr(clip_module, name,
                             lambda job, real=real, name=name: made.append((name, Path(job.task.path).name)) or real(job))
-    real_track = mouth_module.mouth_track
-    monkeypatch.setattr(mouth_module, "mouth_track",  # the sync half's costly part: the mouth over its window
+    real_track = clip_module.mouth_track
+    monkeypatch.setattr(clip_module, "mouth_track",  # the sync half's costly part: the mouth over its window
                         lambda path, *a, **k: made.append(("mouth_track", Path(path).name)) or real_track(path, *a, **k))
     inputs = [src, tmp_path / "video_changed.mp4", tmp_path / "audio_changed.mp4"]
     scores = predict_clips(run_dir, inputs, cache_dir=tmp_path / "cache", progress=False, share_streams=True)

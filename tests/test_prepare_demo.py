@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.demo.dataset import make_demo_dataset
 from mmdf.prepare.runner import prepare_dataset
 

@@ -11,7 +11,7 @@ import pytest
 
 from media_factory import make_clip, make_labels
 from mmdf.cli import main
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.errors import LabelError, MmdfError
 from mmdf.prepare.cache import cache_root, read_journal
 from mmdf.prepare.manifest import COLUMNS, load_manifest

@@ -15,7 +15,7 @@ from media_factory import make_clip, make_labels
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare import clip as clip_module, runner
 
     real = clip_module.process_clip
@@ -60,7 +60,7 @@ def test_workers_start_cleanly_after_in_process_work(tmp_path):
     """Torch and OpenCV already used in this process must not hang the worker processes."""
     import numpy as np
 
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare.faces import FaceDetector
     from mmdf.prepare.config import FaceConfig
     from mmdf.prepare.runner import prepare_dataset

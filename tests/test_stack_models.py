@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.stack.baselines import MeanScore, RankMeanScore, BranchScore, make_methods
 from mmdf.stack.evaluate import choose_method, cross_val_oof
 from mmdf.stack.features import build_features

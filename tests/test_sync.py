@@ -32,7 +32,7 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
 
 @pytest.fixture(scope="module")
 def prepare_cfg() -> PrepareConfig:
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
 
     return load_config(None, ["prepare.faces.detect_size=256", "prepare.faces.min_face_size=40"]).prepare
 

@@ -10,6 +10,8 @@ import pytest
 
 import mmdf.train.loop as loop
 from mmdf.errors import MmdfError
+from mmdf.run_config import load_config
+from mmdf.train.branches import get_branch
 from mmdf.train.kfold import train_branch
 from mmdf.train.trained import TrainedBranch
 from train_factory import make_manifest, tiny_config
@@ -100,7 +102,7 @@ def test_rerun_is_noop_and_predict_branch_matches(trained):
     train_branch(cfg, "audio", manifest=manifest)
     assert (out["audio"] / "oof.csv").stat().st_mtime_ns == before
     rows = manifest[manifest["split"] == "test"]
-    pred = TrainedBranch(out["audio"]).score(rows)
+    pred = TrainedBranch(get_branch("audio"), out["audio"], load_config(out["audio"] / "config.yaml")).score(rows)
     saved = pd.read_csv(out["audio"] / "test_pred.csv")
     assert np.allclose(pred["prob"], saved["prob"], atol=1e-6)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips, confident_rule, sigmoid
 from mmdf.train.branches import get_branch

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from media_factory import make_clip, make_labels, truncate
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.files import host_tag
 from mmdf.prepare.cache import cache_root, clip_stem
 from mmdf.prepare.manifest import COLUMNS, LABEL_COLUMNS

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from media_factory import make_clip, make_labels
-from mmdf.config import load_config
+from mmdf.run_config import load_config
 from mmdf.errors import MmdfError
 from mmdf.prepare import lock as lock_module
 from mmdf.prepare.cache import cache_root

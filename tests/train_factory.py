@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.config import Config, load_config
+from mmdf.run_config import Config, load_config
 from mmdf.prepare.manifest import assemble_manifest
 from mmdf.prepare.row import ManifestRow
 

@@ -10,7 +10,6 @@ the run's stacker or a branch's metrics change (a retrained run).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -20,21 +19,11 @@ import pandas as pd
 from mmdf.audit.config import BASELINE
 from mmdf.audit.perturb import PERTURBATIONS
 from mmdf.files import atomic_write
+from mmdf.stack.audit_link import RUN_KEY_FILE
 
 log = logging.getLogger(__name__)
 
-RUN_KEY_FILE = "run_key.txt"
 TEXT_COLUMNS = ("status", "error", "perturb_status", "perturb_note")
-
-
-def run_key(run_dir: str | Path) -> str:
-    """A digest of what the scores depend on: ``stack/stacker.json`` and every branch's ``metrics.json``."""
-    run_dir = Path(run_dir)
-    digest = hashlib.sha1()
-    for path in [run_dir / "stack" / "stacker.json", *sorted(run_dir.glob("*/metrics.json"))]:
-        if path.is_file():
-            digest.update(path.relative_to(run_dir).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class AuditCache:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from mmdf.audit.perturb import PERTURBATIONS
+
 HELP = "audit a finished run: scores under perturbations (re-encoding, resampling, silence) and shortcut probes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mmdf.audit.perturb import PERTURBATIONS
-
     parser.add_argument("--run", required=True, help="a finished (stacked) run folder, e.g. runs/demo")
     parser.add_argument("--split", default="val", help="a labelled split of the run's data (default val)")
     parser.add_argument("--perturb", default=None, metavar="LIST",
@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: scikit-learn and the predict machinery load when the audit runs, not for `mmdf --help`
     from mmdf.audit.config import AuditConfig, parse_perturbations
     from mmdf.audit.run import run_audit
 

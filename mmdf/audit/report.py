@@ -17,9 +17,8 @@ from mmdf.audit.perturb import describe
 from mmdf.audit.probes import CUES
 from mmdf.audit.table import FINAL, METRICS
 from mmdf.files import atomic_write
-from mmdf.stack.report import markdown_table, pyplot
+from mmdf.figures import markdown_table, pyplot
 
-REPORT_LINK = "Robustness audit: [audit/audit.md](audit/audit.md)"
 
 
 @dataclass
@@ -127,25 +126,3 @@ def write_markdown(path: Path, summary: AuditSummary, table: pd.DataFrame, probe
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines))
     return path
-
-
-def link_from_report(run_dir: Path) -> bool:
-    """Add the audit's link to the run's ``report.md`` once; False where there is no report.
-
-    `mmdf stack` rewrites the report and calls this again: an audit made on an
-    earlier state of the run is still linked, and said to be stale.
-    """
-    from mmdf.audit.cache import RUN_KEY_FILE, run_key
-
-    report = run_dir / "report.md"
-    if not report.is_file() or not (run_dir / "audit" / "audit.md").is_file():
-        return False
-    marker = run_dir / "audit" / "cache" / RUN_KEY_FILE
-    stale = not marker.is_file() or marker.read_text().strip() != run_key(run_dir)
-    note = (f"\n\nIt was made before the run's latest stack or training: re-run `mmdf audit --run {run_dir}` "
-            "for figures of the run as it is.") if stale else ""
-    text = report.read_text()
-    if REPORT_LINK not in text:
-        with atomic_write(report) as tmp:
-            tmp.write_text(text.rstrip("\n") + f"\n\n## Robustness audit\n\n{REPORT_LINK}{note}\n")
-    return True

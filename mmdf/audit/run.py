@@ -18,10 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.audit.cache import AuditCache, run_key
+from mmdf.audit.cache import AuditCache
 from mmdf.audit.config import BASELINE, AuditConfig
 from mmdf.audit.perturb import apply_perturbation
+from mmdf.audit.probes import cue_table, probe_aucs, warning_lines
+from mmdf.audit.report import AuditSummary, plot_audit, write_csv, write_markdown
+from mmdf.audit.table import audit_table, status_counts
+from mmdf.data.labels import load_split
 from mmdf.errors import MmdfError
+from mmdf.predict.predict import predict_clips
+from mmdf.run_config import load_config
+from mmdf.stack.audit_link import link_from_report, run_key
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +46,6 @@ class AuditResult:
 
 def audit_clips(run_dir: Path, split: str) -> pd.DataFrame:
     """``video_name, target, path`` of a labelled split of the run's data config."""
-    from mmdf.config import load_config
-    from mmdf.data.labels import load_split
-
     cfg_path = run_dir / "stack" / "config.yaml"
     if not cfg_path.is_file():
         raise MmdfError(f"{run_dir} is not a stacked run ({cfg_path} is absent); run `mmdf stack` for it first")
@@ -91,8 +95,6 @@ def score(run_dir: Path, paths: list[str], config: AuditConfig) -> pd.DataFrame:
     copies the stream it leaves alone, so that half's features are shared with
     the unperturbed clip's (``share_streams``), not made again.
     """
-    from mmdf.predict.predict import predict_clips
-
     return predict_clips(run_dir, paths, batch_size=config.batch_size, workers=config.workers,
                          cache_dir=AuditCache(run_dir / "audit" / "cache", config.split).features,
                          progress=config.progress, share_streams=True)
@@ -158,9 +160,6 @@ def all_scores(run_dir: Path, clips: pd.DataFrame, config: AuditConfig) -> tuple
 
 def probe_split(run_dir: Path, clips: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:
     """The shortcut probes' AUCs; each clip's cues are cached by path in ``audit/cache/cues.csv``."""
-    from mmdf.audit.probes import cue_table, probe_aucs
-    from mmdf.audit.report import write_csv
-
     path = run_dir / "audit" / "cache" / "cues.csv"
     cached = pd.read_csv(path, dtype={"video_name": str, "path": str}) if path.is_file() else None
     todo = clips if cached is None else clips[~clips["path"].isin(cached["path"])]
@@ -174,10 +173,6 @@ def probe_split(run_dir: Path, clips: pd.DataFrame, config: AuditConfig) -> pd.D
 
 def run_audit(run_dir: str | Path, config: AuditConfig | None = None) -> AuditResult:
     """Audit a finished run: the perturbation table, the plot, the shortcut probes; files under ``audit/``."""
-    from mmdf.audit.probes import warning_lines
-    from mmdf.audit.report import AuditSummary, link_from_report, plot_audit, write_csv, write_markdown
-    from mmdf.audit.table import audit_table, status_counts
-
     start = time.perf_counter()
     run_dir, config = Path(run_dir), config or AuditConfig()
     split = audit_clips(run_dir, config.split)

@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: OpenCV, PyAV and the renderers load when the dataset is made, not for `mmdf --help`
     from mmdf.demo.dataset import make_demo_dataset
     from mmdf.demo.preview import write_preview
 

@@ -24,9 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from mmdf.data.labels import DEMO_DATA_ROOT
+from mmdf.demo.encode import write_mp4
 from mmdf.demo.plan import FPS, SAMPLE_RATE, SPLIT_DIRS, ClipSpec, plan_dataset
+from mmdf.demo.render import render_audio, render_frames
 from mmdf.errors import MmdfError, list_offenders
 from mmdf.files import atomic_write
+from mmdf.prepare.runner import worker_context
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,6 @@ def clip_path(out: Path, spec: ClipSpec) -> Path:
 
 def make_clip(spec: ClipSpec, path: Path) -> None:
     """Render and encode one clip to ``path`` (via a temporary name)."""
-    from mmdf.demo.encode import write_mp4
-    from mmdf.demo.render import render_audio, render_frames
-
     try:
         write_mp4(path, render_frames(spec), FPS, render_audio(spec), SAMPLE_RATE)
     except Exception as exc:  # name the clip: a worker's traceback alone does not
@@ -197,7 +197,6 @@ def _render_all(out: Path, todo: list[ClipSpec], workers: int) -> None:
     else:
         # Workers from prepare's fork server (heavy modules imported once, no thread pool started):
         # a plain fork of a process that has run torch, OpenCV or BLAS hangs in the children.
-        from mmdf.prepare.runner import worker_context
 
         with ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker) as pool:
             _wait_all([pool.submit(make_clip, s, clip_path(out, s)) for s in todo], bar)

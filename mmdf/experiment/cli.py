@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: the runner and its summary (scikit-learn, LightGBM, matplotlib) are not for `mmdf --help`
     from mmdf.experiment.runner import plan, run_experiment, select
     from mmdf.experiment.spec import load_experiment
     from mmdf.experiment.summary import write_summary

@@ -21,13 +21,11 @@ is shared through the feature cache, keyed by its own parameters.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shlex
 import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +35,14 @@ import yaml
 from mmdf.config import save_config, to_dict
 from mmdf.errors import MmdfError
 from mmdf.experiment.measure import Measured, measure_call, measure_command
+from mmdf.experiment.records import RECORDS, read_records, set_record
 from mmdf.experiment.spec import Experiment, Trial
 from mmdf.experiment.steps import fingerprint, steps
+from mmdf.experiment.summary import write_summary
 from mmdf.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-RECORDS = "steps.json"
 COMPUTE = ("run", "resume", "redo")  # the actions that compute a step here
 
 
@@ -60,34 +59,6 @@ class Action:
         if self.what == "done" and self.source:
             return f"done (taken from {self.source})"
         return self.what + (f" from {self.source}" if self.source else f" ({self.reason})" if self.reason else "")
-
-
-# --------------------------------------------------------------------------- records
-
-
-def read_records(run_dir: Path) -> dict[str, dict]:
-    path = Path(run_dir) / RECORDS
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def write_records(run_dir: Path, records: dict[str, dict]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir / RECORDS) as tmp:
-        tmp.write_text(json.dumps(records, indent=2))
-
-
-_RECORDS_LOCK = threading.Lock()  # steps running at once update one steps.json
-
-
-def set_record(run_dir: Path, step: str, record: dict) -> None:
-    """Replace one step's record in ``steps.json``, keeping the others' (also those of steps running at once)."""
-    with _RECORDS_LOCK:
-        records = read_records(run_dir)
-        records[step] = record
-        write_records(run_dir, records)
 
 
 def _finished(record: dict | None, fp: str) -> bool:
@@ -178,8 +149,6 @@ def _has_outputs(run_dir: Path, outputs: tuple[str, ...]) -> bool:
 def run_experiment(exp: Experiment, variants: list[str] | None = None, force: bool = False,
                    echo: bool = True) -> Path:
     """Run the trials (all, or those of ``variants``), then write the summary; returns its folder."""
-    from mmdf.experiment.summary import write_summary
-
     trials = select(exp, variants)
     exp.root.mkdir(parents=True, exist_ok=True)
     with atomic_write(exp.root / "experiment.yaml") as tmp:

@@ -16,7 +16,7 @@ variants to compare::
 Overrides use dotted or nested keys of the step configs and apply to every
 step; ``per_step: {visual: {...}}`` inside a variant (or ``common``) limits
 some to one step. :func:`expand` turns the file into :class:`Trial` objects,
-one per (variant, seed), each holding the typed :class:`mmdf.config.Config`
+one per (variant, seed), each holding the typed :class:`mmdf.run_config.Config`
 of every step it runs.
 """
 
@@ -28,21 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from mmdf.config import Config, build, load_config, load_yaml_tree, parse_override
+from mmdf.config import build, load_yaml_tree, parse_override
 from mmdf.errors import ConfigError
+from mmdf.experiment.steps import branch_step_names, step_names
+from mmdf.prepare.cache import cache_root
+from mmdf.run_config import Config, load_config
 
 
 def pipeline_steps() -> tuple[str, ...]:
     """prepare, every registered branch, stack."""
-    from mmdf.experiment.steps import step_names
-
     return step_names()
 
 
 def metric_steps() -> tuple[str, ...]:
     """Steps with AUCs; the default metric is the first of these that runs (the stack, else the last branch)."""
-    from mmdf.experiment.steps import branch_step_names
-
     return ("stack", *reversed(branch_step_names()))
 
 PER_STEP = "per_step"
@@ -176,8 +175,6 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> Experiment:
 
 def check_trial(trial: Trial, where: str) -> None:
     """Steps that hand over to each other must agree: same features, branches present for the stacker."""
-    from mmdf.prepare.cache import cache_root
-
     cfgs = trial.configs
     if "prepare" in cfgs:
         made = cache_root(cfgs["prepare"])
@@ -190,8 +187,6 @@ def check_trial(trial: Trial, where: str) -> None:
 
 def check_stack_branches(spec: ExperimentConfig, trial: Trial, where: str) -> None:
     """A stack of the run's branches needs every branch the pipeline configures to run too."""
-    from mmdf.experiment.steps import branch_step_names
-
     stack = trial.configs.get("stack")
     if stack is None or stack.stack.branches:
         return

@@ -9,14 +9,23 @@ command in a process of its own) and where its AUCs are.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from mmdf.config import Config, to_dict
+from mmdf.config import to_dict
 from mmdf.metrics import TPR_KEY
+from mmdf.prepare.cache import cache_root, feature_params
+from mmdf.prepare.config import PrepareConfig
+from mmdf.prepare.manifest import MANIFEST_FILE
+from mmdf.prepare.runner import prepare_dataset
+from mmdf.run_config import Config
+from mmdf.stack.run import run_stack
+from mmdf.train.branches import all_branches
+from mmdf.train.config import TrainConfig
 
 SPEED_ONLY = ("train.progress",)  # read by a step, but changes only how fast it runs
 
@@ -27,13 +36,6 @@ def prepare_reads() -> tuple[str, ...]:
 
 def branch_reads(branch) -> tuple[str, ...]:
     """A branch reads its own feature and config sections, the shared settings, and no other branch's."""
-    import dataclasses
-
-    from mmdf.prepare.cache import feature_params
-    from mmdf.prepare.config import PrepareConfig
-    from mmdf.train.branches import all_branches
-    from mmdf.train.config import TrainConfig
-
     feature_sections = {k for b in all_branches().values() for k in b.prepare_keys}
     shared_prepare = [k for k in feature_params(PrepareConfig()) if k not in feature_sections]
     shared_train = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -47,8 +49,6 @@ def stack_reads() -> tuple[str, ...]:
 
 def fingerprint(step: str, cfg: Config, upstream: Mapping[str, str] = {}) -> str:
     """Hash of the config keys ``step`` declares it reads, and of its upstream steps' fingerprints."""
-    from mmdf.prepare.cache import feature_params
-
     spec = steps()[step]
     tree = {**to_dict(cfg), "prepare": feature_params(cfg.prepare)}  # includes the feature code's version
     flat = {k: v for k, v in _flatten(tree).items()
@@ -88,26 +88,21 @@ class Step:
 
 
 def _prepare_complete(cfg: Config) -> bool:
-    from mmdf.prepare.cache import cache_root
-    from mmdf.prepare.manifest import MANIFEST_FILE
-
     return (cache_root(cfg) / MANIFEST_FILE).is_file()
 
 
 def _prepare(cfg: Config, force: bool):
-    from mmdf.prepare.runner import prepare_dataset
-
     return prepare_dataset(cfg)
 
 
 def _branch_step(branch) -> Step:
     def complete(cfg: Config) -> bool:
-        from mmdf.train.kfold import is_complete
+        from mmdf.train.kfold import is_complete  # deferred: torch; the runner starts steps, it never trains
 
         return is_complete(cfg.run_dir / branch.name, cfg.folds.n_splits)
 
     def run(cfg: Config, force: bool):
-        from mmdf.train.kfold import train_branch
+        from mmdf.train.kfold import train_branch  # deferred: torch (see complete)
 
         return train_branch(cfg, branch, force=force)
 
@@ -120,15 +115,11 @@ def _stack_complete(cfg: Config) -> bool:
 
 
 def _stack(cfg: Config, force: bool):
-    from mmdf.stack.run import run_stack
-
     return run_stack(cfg, force=force)
 
 
 def steps() -> dict[str, Step]:
     """The pipeline's steps in order: prepare, every registered branch, stack."""
-    from mmdf.train.branches import all_branches
-
     branches = all_branches()
     out = {"prepare": Step("prepare", (), ("prepare",), False, False, prepare_reads(), (),
                            _prepare_complete, _prepare, None)}

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.experiment.runner import read_records
+from mmdf.experiment.records import read_records
 from mmdf.experiment.spec import Experiment
 from mmdf.experiment.steps import step_metrics
 from mmdf.files import atomic_write
-from mmdf.stack.report import markdown_table, pyplot
+from mmdf.figures import markdown_table, pyplot
 
 SCORES = ("oof_auc", "oof_tpr", "val_auc", "val_tpr", "val_minus_oof", "shifted")
 DELTA_SCORES = ("oof_auc", "val_auc")

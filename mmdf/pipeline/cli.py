@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.pipeline.demo import run_demo
+    from mmdf.pipeline.demo import run_demo  # deferred: the whole pipeline, which `mmdf --help` does not need
 
     run_demo(args.overrides, force=args.force, seed=args.seed)
     return 0

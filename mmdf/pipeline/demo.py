@@ -14,8 +14,12 @@ import logging
 import time
 from pathlib import Path
 
+from mmdf.demo.dataset import make_demo_dataset
 from mmdf.errors import MmdfError
+from mmdf.experiment.runner import read_records, run_trials
+from mmdf.experiment.spec import load_pipeline
 from mmdf.files import atomic_write
+from mmdf.stack.report import metrics_table
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,6 @@ def run_demo(overrides: list[str] = (), force: bool = False, n_train: int = 300,
     if seed:
         name = f"demo-seed{seed}"
         overrides = [f"data.root=data/{name}", f"data.cache_dir=cache/{name}", f"experiment={name}", *overrides]
-    from mmdf.demo.dataset import make_demo_dataset
-    from mmdf.experiment.runner import read_records, run_trials
-    from mmdf.experiment.spec import load_pipeline
 
     exp = load_pipeline(demo_config_dir() / "pipeline.yaml", list(overrides))
     trial = exp.trials[0]
@@ -73,8 +74,6 @@ def summary(run_dir: Path, times: dict[str, float], total: float | None = None) 
              f"({', '.join(f'{k} {v:.0f} s' for k, v in times.items())})"]
     metrics_path = run_dir / "stack" / "metrics.json"
     if metrics_path.is_file():
-        from mmdf.stack.report import metrics_table
-
         lines += ["", metrics_table(json.loads(metrics_path.read_text()))]
     for name in ("submission.csv", "report.md"):
         lines.append(f"{name:16s} {run_dir / name}")

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: the predict machinery (scikit-learn, LightGBM; torch when a branch scores) is not for `mmdf --help`
     from mmdf.predict.output import verdict
     from mmdf.predict.predict import predict_clips
 

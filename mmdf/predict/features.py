@@ -35,6 +35,12 @@ from pathlib import Path
 import pandas as pd
 
 from mmdf.files import fsync_path
+from mmdf.prepare import runner
+from mmdf.prepare.cache import BORROWABLE, cache_root, feature_params
+from mmdf.prepare.manifest import assemble_manifest
+from mmdf.prepare.row import FEATURE_FILES, KIND_FIELDS, KIND_STATUS, ROW_COLUMNS, plain_record
+from mmdf.prepare.streams import stream_keys
+from mmdf.train.branches import all_branches, get_branch
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +52,16 @@ STREAM_INDEX_FILE = "stream_index.jsonl"
 class PrepareGroup:
     """Branches prepared by one pass: the config that makes their features, and which sections each owns."""
 
-    cfg: object  # a mmdf.config.Config whose data.cache_dir is predict's cache
+    cfg: object  # a mmdf.run_config.Config whose data.cache_dir is predict's cache
     branches: list[str] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)  # prepare sections some branch of the group reads
 
     @property
     def root(self) -> Path:
-        from mmdf.prepare.cache import cache_root
-
         return cache_root(self.cfg)
 
     def accepts(self, prepare, keys: tuple[str, ...], sections: set[str]) -> bool:
         """Whether a branch reading ``keys`` of ``prepare`` gets its features from this group's pass."""
-        from mmdf.prepare.cache import feature_params
-
         mine, theirs = feature_params(self.cfg.prepare), feature_params(prepare)
         shared = [k for k in mine if k not in sections]
         return all(mine[k] == theirs.get(k) for k in [*shared, *(set(keys) & self.claimed)])
@@ -72,8 +74,6 @@ class PrepareGroup:
 
 def prepare_groups(branch_cfgs: dict, cache_dir: Path, progress: bool = True) -> list[PrepareGroup]:
     """As few preprocessing passes as the branches' own prepare settings allow (``{branch: Config}``)."""
-    from mmdf.train.branches import all_branches, get_branch
-
     sections = {k for b in all_branches().values() for k in b.prepare_keys}
     groups: list[PrepareGroup] = []
     for name, cfg in branch_cfgs.items():
@@ -138,8 +138,6 @@ class FeatureIndex(JsonlIndex):
 
     def get(self, path: str, source: str) -> dict | None:
         """The record of ``path`` if it was prepared as it is now and its feature files still exist."""
-        from mmdf.prepare.row import FEATURE_FILES
-
         found, record = self.lookup(path, source)
         if not found:
             return None
@@ -161,8 +159,6 @@ def score_cache(root: Path, branch: str, branch_dir: Path, wanted: set[str] | No
 
 def _record(row: dict, root: Path) -> dict:
     """A manifest row as a plain record, feature paths relative to ``root`` where they lie under it."""
-    from mmdf.prepare.row import FEATURE_FILES, ROW_COLUMNS, plain_record
-
     record = plain_record({k: row.get(k) for k in ROW_COLUMNS})
     for col in FEATURE_FILES.values():
         f = record.get(col) or ""
@@ -180,11 +176,8 @@ def prepared_rows(group: PrepareGroup, index: FeatureIndex, paths: list[Path], r
     whose stream was prepared before (in this call or an earlier one) is linked,
     not made again; a file whose stream twin is made in this call waits for it.
     """
-    from mmdf.prepare.manifest import assemble_manifest
-
     records = [index.get(r, s) for r, s in zip(resolved, sources)]
     todo = [i for i, rec in enumerate(records) if rec is None]
-    from mmdf.prepare.streams import stream_keys
 
     keys = {i: stream_keys(paths[i], group.cfg.prepare.max_duration) for i in todo} if streams is not None else {}
     for batch in _passes(todo, keys, streams):
@@ -200,8 +193,6 @@ def prepared_rows(group: PrepareGroup, index: FeatureIndex, paths: list[Path], r
 
 
 def _prepare(group: PrepareGroup, paths: list[Path], workers: int | None, borrow: list) -> list[dict]:
-    from mmdf.prepare import runner
-
     fresh = runner.prepare_clips(paths, group.cfg, workers=workers, borrow=borrow).reset_index(drop=True)
     return [_record(fresh.iloc[j].to_dict(), group.root) for j in range(len(paths))]
 
@@ -230,8 +221,6 @@ class StreamIndex(JsonlIndex):
 
     def half(self, key: str) -> dict | None:
         """What a half made from this stream set in its row (its feature file still there), or None."""
-        from mmdf.prepare.row import FEATURE_FILES
-
         found, half = self.lookup(key, self.SOURCE)
         if not found:
             return None
@@ -245,9 +234,6 @@ class StreamIndex(JsonlIndex):
 
     def keep(self, made: list[tuple[dict, dict]]) -> None:
         """Remember the halves of freshly prepared records whose outcome follows from the stream alone."""
-        from mmdf.prepare.cache import BORROWABLE
-        from mmdf.prepare.row import KIND_FIELDS, KIND_STATUS
-
         entries = []
         for keys, record in made:
             for kind, key in keys.items():

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 from mmdf.errors import MmdfError
+from mmdf.prepare.media import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-# containers PyAV (FFmpeg) opens that hold talking-face clips
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
-                  ".flv", ".wmv", ".3gp", ".ogv")
 LIST_SUFFIXES = (".txt", ".csv", ".lst")
 HEADER_WORDS = ("video_name", "path")
 

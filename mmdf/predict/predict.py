@@ -39,7 +39,16 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
+from mmdf.predict.explain import branch_contributions, reasons
+from mmdf.predict.features import FeatureIndex, StreamIndex, prepare_groups, prepared_rows, score_cache
 from mmdf.predict.inputs import collect_inputs, screen  # noqa: F401 - collect_inputs: public here
+from mmdf.predict.output import ScoresWriter, format_for, tidy
+from mmdf.prepare.cache import source_fingerprint
+from mmdf.prepare.row import KIND_FIELDS
+from mmdf.run_config import load_config
+from mmdf.stack.calibration import apply_calibration, load_calibration, pick_threshold
+from mmdf.stack.saved import load_stacker, stacker_features
+from mmdf.train.branches import get_branch
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +57,6 @@ PREDICT_CACHE = "predict_cache"
 
 def load_run(run_dir: str | Path):
     """(config, stacker) of a finished run; refuses a run that has not been stacked."""
-    from mmdf.config import load_config
-    from mmdf.stack.saved import load_stacker
-
     run_dir = Path(run_dir)
     cfg_path = run_dir / "stack" / "config.yaml"
     if not cfg_path.is_file():
@@ -75,11 +81,6 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None, fpr: float | None = None,
                  progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False):
-        from mmdf.config import load_config
-        from mmdf.predict.features import FeatureIndex, StreamIndex, prepare_groups, score_cache
-        from mmdf.stack.calibration import load_calibration, pick_threshold
-        from mmdf.train.branches import get_branch
-
         self.dir = Path(run_dir)
         _, self.stacker = load_run(self.dir)
         self.calibration = load_calibration(self.dir / "stack")
@@ -89,7 +90,8 @@ class Predictor:
         self.point = pick_threshold(self.calibration, fpr)
         self.branches = list(self.stacker["branches"])
         dirs = {b: self.dir / rel for b, rel in self.stacker["branches"].items()}
-        self.trained = {b: get_branch(b).trained(d) for b, d in dirs.items()}  # fold models loaded once
+        self.trained = {b: get_branch(b).trained(d, load_config(d / "config.yaml"))  # fold models loaded once
+                        for b, d in dirs.items()}
         configs = {b: load_config(d / "config.yaml") for b, d in dirs.items()}
         self.groups = prepare_groups(configs, Path(cache_dir) if cache_dir else self.dir / PREDICT_CACHE, progress)
         self.group_of = {b: g for g in self.groups for b in g.branches}
@@ -105,9 +107,6 @@ class Predictor:
 
     def score(self, paths: list[Path], workers: int | None = None) -> pd.DataFrame:
         """One row per path, in order, with the columns of :func:`output_columns`."""
-        from mmdf.predict.explain import reasons
-        from mmdf.predict.output import tidy
-
         screened = [screen(Path(p)) for p in paths]
         todo = [i for i, s in enumerate(screened) if s.status is None]
         parts = [pd.DataFrame({"status": [s.status for s in screened if s.status],
@@ -121,9 +120,6 @@ class Predictor:
         return tidy(frame)
 
     def _score_prepared(self, paths: list[Path], workers: int | None) -> pd.DataFrame:
-        from mmdf.predict.features import prepared_rows
-        from mmdf.prepare.cache import source_fingerprint
-
         t0 = time.perf_counter()
         resolved = [str(p.resolve()) for p in paths]
         sources = [source_fingerprint(p) for p in paths]
@@ -162,9 +158,6 @@ class Predictor:
 
     def _combined_rows(self, rows: dict) -> pd.DataFrame:
         """One manifest row per clip: the first pass's, each branch's own fields from its own pass."""
-        from mmdf.prepare.row import KIND_FIELDS
-        from mmdf.train.branches import get_branch
-
         combined = rows[id(self.groups[0])].copy()
         for b in self.branches:
             own = rows[id(self.group_of[b])]
@@ -174,10 +167,6 @@ class Predictor:
 
     def _stack(self, preds: dict, manifest: pd.DataFrame) -> pd.DataFrame:
         """Stacked score, calibrated probability, decision and contributions; nothing where no branch scored."""
-        from mmdf.predict.explain import branch_contributions
-        from mmdf.stack.calibration import apply_calibration
-        from mmdf.stack.saved import stacker_features
-
         X = stacker_features(self.stacker, preds, manifest, split="predict")
         n = X["n_branches_scored"].to_numpy().astype(int)
         est = self.stacker["estimator"]
@@ -211,8 +200,6 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     ``share_streams``: see :class:`Predictor`.
     """
     from tqdm.auto import tqdm
-
-    from mmdf.predict.output import ScoresWriter, format_for
 
     if batch_size < 1:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")

@@ -82,7 +82,7 @@ def cache_key(prepare_cfg) -> str:
 
 
 def cache_root(cfg) -> Path:
-    """``<data.cache_dir>/prep-<key>`` for a :class:`mmdf.config.Config`."""
+    """``<data.cache_dir>/prep-<key>`` for a :class:`mmdf.run_config.Config`."""
     return Path(cfg.data.cache_dir) / f"prep-{cache_key(cfg.prepare)}"
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from mmdf.config import add_config_arguments, config_from_args
+from mmdf.config import add_config_arguments
+from mmdf.errors import MmdfError
+from mmdf.prepare.cache import cache_root
+from mmdf.prepare.runner import merge_shards, prepare_dataset
+from mmdf.run_config import config_from_args
 
 HELP = "preprocess clips into cached mel spectrograms and face crops"
 
@@ -22,10 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.errors import MmdfError
-    from mmdf.prepare.cache import cache_root
-    from mmdf.prepare.runner import merge_shards, prepare_dataset
-
     cfg = config_from_args(args)
     if args.workers is not None:
         cfg.prepare.workers = args.workers

@@ -26,8 +26,9 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from mmdf.files import pid_alive
 from mmdf.prepare.audio import mel_image
 from mmdf.prepare.cache import feature_relpath, link_feature, save_array, save_arrays, source_fingerprint
 from mmdf.prepare.config import PrepareConfig
@@ -36,10 +37,8 @@ from mmdf.prepare.media import (
     MediaError, StreamInfo, VideoIndex, decode_audio, fit_length, index_video, is_truncated, no_samples, probe,
     read_indexed_frames, reference_length, used_span,
 )
+from mmdf.prepare.mouth import MouthAnchors, SyncTrack, mouth_track, with_audio_of
 from mmdf.prepare.row import FEATURE_FILES, KIND_FIELDS, STATUS_ORDER, ManifestRow  # noqa: F401 - STATUS_ORDER
-
-if TYPE_CHECKING:
-    from mmdf.prepare.mouth import MouthAnchors
 
 
 @dataclass
@@ -176,8 +175,6 @@ def _make_sync(job: _Job) -> _Outcome:
     lent by a sibling cache carries crops, not landmarks: they are found again (the detection, not
     the crops), so that a clip's sync features never depend on whether its face half was lent.
     """
-    from mmdf.prepare.mouth import SyncTrack, mouth_track, with_audio_of
-
     lent = (job.task.borrow or {}).get("sync")
     if lent is not None:
         donor = SyncTrack.load(Path(lent[0]) / lent[1]["sync_file"])
@@ -255,8 +252,6 @@ def _find_faces(job: _Job, index: VideoIndex) -> FaceResult:
 
 def _anchors(faces: FaceResult, index: VideoIndex, frame_size: tuple[int, int]) -> MouthAnchors:
     """The face half's main face for the sync half (its frames' times on the container's clock)."""
-    from mmdf.prepare.mouth import MouthAnchors
-
     return MouthAnchors.of(faces, index.times(faces.frame_indices), frame_size)
 
 
@@ -305,7 +300,6 @@ def die_with_parent(parent_pid: int) -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    from mmdf.files import pid_alive
 
     if not pid_alive(parent_pid) or os.getppid() == 1:
         os._exit(1)
@@ -315,7 +309,7 @@ def set_worker_state(cfg: PrepareConfig, root: str | Path, threads: int | None) 
     """Settings and detector for :func:`run_task` in this process; the detector is reused when unchanged."""
     if threads is not None:
         import cv2
-        import torch
+        import torch  # deferred: only a worker that sets its thread count needs torch
 
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)

@@ -56,7 +56,7 @@ class FaceDetector:
     """MTCNN over batches of downscaled frames; create once per worker process (it loads weights)."""
 
     def __init__(self, cfg: FaceConfig, device: str = "cpu"):
-        from facenet_pytorch import MTCNN
+        from facenet_pytorch import MTCNN  # deferred: torch and facenet-pytorch load where faces are detected
 
         self.cfg = cfg
         self.mtcnn = MTCNN(
@@ -67,7 +67,7 @@ class FaceDetector:
     def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False) -> list[Detection]:
         """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call."""
         import cv2
-        import torch
+        import torch  # deferred (see __init__)
 
         if len(frames) == 0:
             return []

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmdf.data.labels import load_dataset
 from mmdf.errors import MmdfError, list_offenders
 from mmdf.prepare.cache import cache_root, finished, write_parquet
 from mmdf.prepare.row import DTYPES, FEATURE_FILES, KEY_FIELDS, ROW_COLUMNS, STATUSES, ManifestRow  # noqa: F401
@@ -146,8 +147,6 @@ def load_manifest(cfg, check_labels: bool = True) -> pd.DataFrame:
 
 
 def _check_labels(cfg, manifest: pd.DataFrame, path: Path) -> None:
-    from mmdf.data.labels import load_dataset
-
     clips = load_dataset(cfg.data, missing="keep")
     want = set(zip(clips["split"], clips["video_name"]))
     have = set(zip(manifest["split"], manifest["video_name"]))

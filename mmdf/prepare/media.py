@@ -26,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+# containers PyAV (FFmpeg) opens that hold talking-face clips
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
+                  ".flv", ".wmv", ".3gp", ".ogv")
+
 # Less than this may be missing at the end of a stream without calling it truncated
 # (encoders pad or trim the last audio frame; the last video frame's duration is a guess).
 MIN_MISSING_S = 0.1

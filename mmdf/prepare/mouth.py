@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mmdf.prepare.config import FaceConfig, SyncConfig
-from mmdf.prepare.faces import FaceResult, track_main_face
+from mmdf.prepare.faces import FaceResult, _cut, track_main_face
 from mmdf.prepare.media import MediaError, decode_audio, open_without_video_probe, read_window
 
 ARTEFACTS = ("log_sharpness_ratio", "log_hf_ratio", "colour_distance")  # mouth region against upper face
@@ -159,8 +159,6 @@ def region_crops(frames: np.ndarray, places: np.ndarray, cfg: SyncConfig) -> tup
     frame, the calls' overhead cost more than their arithmetic.
     """
     import cv2
-
-    from mmdf.prepare.faces import _cut
 
     def cut(x, y, side, frame):
         return _cut(frame, x - side / 2, y - side / 2, side, ARTEFACT_SIZE)

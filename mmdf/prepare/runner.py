@@ -29,6 +29,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from mmdf.data.labels import load_dataset
 from mmdf.errors import MmdfError
 from mmdf.files import remove_stale_temps
 from mmdf.prepare.cache import (
@@ -85,8 +86,6 @@ def prepare_dataset(cfg, shard: str | tuple[int, int] | None = None, force: bool
     features on disk are skipped unless ``force``. Raises :class:`MmdfError`
     when another run holds this shard of the cache.
     """
-    from mmdf.data.labels import load_dataset
-
     shard = parse_shard(shard) if not isinstance(shard, tuple) else shard
     clips = load_dataset(cfg.data, missing="keep")  # label-file problems stop here, before any work
     mine = shard_rows(clips, shard)
@@ -161,8 +160,6 @@ def _write_manifest(clips: pd.DataFrame, table: pd.DataFrame, root: Path) -> pd.
 
 def merge_shards(cfg) -> pd.DataFrame:
     """Join the shards' journals into the manifest of every clip; raises when a clip is unaccounted for."""
-    from mmdf.data.labels import load_dataset
-
     clips = load_dataset(cfg.data, missing="keep")
     root = cache_root(cfg)
     return _write_manifest(clips, read_journal_table(root), root)

@@ -50,6 +50,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write, json_safe
 from mmdf.stack.features import logit
+from mmdf.stack.report import calibration_lines, insert_section, plot_reliability
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ FORMAT = 2  # 2: one calibrator per fold model
 # No calibrated probability is more certain than this (the smoothed targets keep them well inside).
 PROB_CLIP = 1e-3
 KINDS = ("none", "platt", "isotonic")  # in order of preference on a tie
-NAMES = {"none": "nothing (no calibrator lowered the cross-validated OOF log-loss)",
-         "platt": "Platt scaling per fold model", "isotonic": "isotonic regression per fold model"}
 INNER_SPLITS = 5  # splits of each fold's OOF scores that estimate a calibrator's held-out log-loss
 
 
@@ -270,8 +269,6 @@ def pick_threshold(info: dict, fpr: float | None = None) -> dict:
 
 def calibrate_and_report(cfg, stack_dir: Path, data, chosen: str, oof: dict, ensemble, report: Path) -> dict:
     """:func:`calibrate_stack`, then the reliability diagram and the report's thresholds section."""
-    from mmdf.stack.report import calibration_lines, insert_section, plot_reliability
-
     val = val_scores(data, ensemble)  # the fold models score val once, for the log-loss and the diagram
     info = calibrate_stack(stack_dir, data, chosen, oof, val, cfg.stack, cfg.seed)
     cal = info["calibration"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mmdf.config import add_config_arguments, config_from_args
+from mmdf.config import add_config_arguments
+from mmdf.run_config import config_from_args
 
 HELP = "stack the branches with LightGBM and write the submission"
 
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.stack.run import REPORT_NAME, SUBMISSION_NAME, run_stack
+    from mmdf.stack.run import REPORT_NAME, SUBMISSION_NAME, run_stack  # deferred: LightGBM and scikit-learn
 
     cfg = config_from_args(args)
     stack_dir = run_stack(cfg, force=args.force)

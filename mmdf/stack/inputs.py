@@ -20,6 +20,7 @@ import pandas as pd
 from mmdf.data.folds import FOLD_COL, check_folds, clip_differences
 from mmdf.data.labels import NAME_COL, TARGET_COL
 from mmdf.errors import MmdfError, list_offenders
+from mmdf.train.branches import all_branches
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ def branch_dirs(cfg) -> dict[str, Path]:
     """
     if cfg.stack.branches:
         return {name: cfg.run_dir / d for name, d in cfg.stack.branches.items()}
-    from mmdf.train.branches import all_branches
 
     found = {name: cfg.run_dir / name for name in all_branches() if (cfg.run_dir / name).is_dir()}
     if not found:

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmdf.figures import markdown_table
 from mmdf.files import atomic_write
-from mmdf.stack.calibration import NAMES
-from mmdf.stack.report import markdown_table, thresholds_table
+from mmdf.prepare.media import VIDEO_SUFFIXES
+from mmdf.stack.report import NAMES, thresholds_table
+from mmdf.train.branches import get_branch
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,6 @@ def _branch_metrics(branch_dir: Path) -> str:
 
 def branch_lines(data) -> list[str]:
     """Each branch: what it looks at, its own metrics, and its resolved config."""
-    from mmdf.train.branches import get_branch
-
     lines = ["## Branches", ""]
     for b in data.branches:
         branch = get_branch(b.name)
@@ -104,9 +104,6 @@ def calibration_card_lines(calibration: dict) -> list[str]:
 
 def limits_lines(data, calibration: dict) -> list[str]:
     """What the run cannot score, and how far its numbers can be trusted."""
-    from mmdf.predict.inputs import VIDEO_SUFFIXES
-    from mmdf.train.branches import get_branch
-
     unusable = [f"`{b.name}` needs `{get_branch(b.name).status_col}` = ok" for b in data.branches]
     unscored = {s: int((x["n_branches_scored"] == 0).sum()) for s, x in data.X.items()}
     n_real = calibration["thresholds"][0]["n_real_oof"]

@@ -34,16 +34,21 @@ import pandas as pd
 
 from mmdf.config import save_config, to_dict
 from mmdf.data.folds import FOLD_COL, describe_folds
+from mmdf.data.kinds import load_kinds
 from mmdf.data.labels import NAME_COL, TARGET_COL, read_labels
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write, json_safe
+from mmdf.prepare.manifest import load_manifest
 from mmdf.stack.baselines import make_methods, with_fallback
+from mmdf.stack.audit_link import link_from_report
+from mmdf.stack.calibration import calibrate_and_report
 from mmdf.stack.ensemble import FoldEnsemble
 from mmdf.stack.evaluate import TPR_KEY, choose_method, cross_val_fit, fold_aucs, score_table
 from mmdf.stack.features import build_features
-from mmdf.stack.inputs import (SPLIT_FILES, BranchOutputs, check_covers, load_branches, resolve_folds,
-                               split_names, split_targets)
-from mmdf.stack.report import plot_histograms, plot_roc, write_report
+from mmdf.stack.inputs import (BranchOutputs, SPLIT_FILES, check_covers, load_branches, resolve_folds, split_names,
+    split_targets)
+from mmdf.stack.model_card import write_model_card
+from mmdf.stack.report import kind_table, plot_histograms, plot_roc, write_report
 from mmdf.stack.saved import save_stacker
 from mmdf.stack.shortcuts import shortcut_check
 from mmdf.stack.submission import build_submission, write_submission
@@ -95,8 +100,6 @@ def test_list_names(cfg, manifest: pd.DataFrame | None = None) -> list[str] | No
 
 def _load_manifest(cfg, required: bool) -> pd.DataFrame | None:
     try:
-        from mmdf.prepare.manifest import load_manifest
-
         return load_manifest(cfg)
     except (MmdfError, ImportError) as exc:
         if required:
@@ -156,13 +159,10 @@ def run_stack(cfg, manifest: pd.DataFrame | None = None, force: bool = False) ->
     _report(cfg, stack_dir, data, table, oof, preds, chosen, selection, fitted, submission, note, shortcuts)
     # --- for `mmdf predict`: calibration, thresholds, reliability diagram, model card (mmdf/stack/calibration.py,
     # mmdf/stack/model_card.py; owned with mmdf/predict/)
-    from mmdf.stack.calibration import calibrate_and_report
-    from mmdf.stack.model_card import write_model_card
     write_model_card(cfg, data, table, chosen,
                      calibrate_and_report(cfg, stack_dir, data, chosen, oof, fitted[chosen],
                                           cfg.run_dir / REPORT_NAME))
     # --- end of the `mmdf predict` block
-    from mmdf.audit.report import link_from_report
     link_from_report(cfg.run_dir)  # the report was rewritten: keep the link to an earlier audit
     with atomic_write(stack_dir / "metrics.json") as tmp:  # last: its presence marks a finished stack
         tmp.write_text(json.dumps(metrics, indent=2))
@@ -328,9 +328,6 @@ def _report(cfg, stack_dir: Path, data: StackData, table, oof, preds, chosen, se
 
 def _kind_table(cfg, data: StackData, oof: dict, preds: dict, chosen: str) -> pd.DataFrame | None:
     """The report's AUC per kind of fake, where the data root names kinds (:mod:`mmdf.data.kinds`)."""
-    from mmdf.data.kinds import load_kinds
-    from mmdf.stack.report import kind_table
-
     kinds = load_kinds(cfg.data)
     if kinds is None:
         return None

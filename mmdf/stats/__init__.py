@@ -8,11 +8,7 @@ them from the arrays ``mmdf prepare`` caches (nothing is decoded again),
 ``table`` makes one row per manifest row (cached in a parquet file), and
 ``model`` is the learner: logistic regression or a small LightGBM, chosen by
 nested cross-validation, saved as JSON.
+
+The package itself imports nothing, so that a module needing the statistics
+does not pay for scikit-learn, which only ``model`` imports.
 """
-
-from mmdf.stats.audio import audio_features
-from mmdf.stats.model import StatsModel
-from mmdf.stats.table import stats_table
-from mmdf.stats.visual import visual_features
-
-__all__ = ["StatsModel", "audio_features", "stats_table", "visual_features"]

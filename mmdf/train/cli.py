@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from mmdf.config import add_config_arguments, config_from_args
+from mmdf.config import add_config_arguments
 from mmdf.errors import MmdfError
+from mmdf.run_config import config_from_args
+from mmdf.train.branches import all_branches
 
 HELP = "train one branch (audio, visual, ...) with k-fold OOF"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # One sub-parser per branch, so that `key=value` overrides may follow the options.
-    from mmdf.train.branches import all_branches
-
     branches = parser.add_subparsers(dest="branch", metavar="BRANCH", required=True)
     for name, branch in all_branches().items():
         p = branches.add_parser(name, help=f"the {name} branch ({branch.describe})",
@@ -35,7 +35,7 @@ def parse_folds(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.train.kfold import train_branch
+    from mmdf.train.kfold import train_branch  # deferred: torch, which `mmdf --help` does not need
 
     cfg = config_from_args(args)
     out = train_branch(cfg, args.branch, folds=parse_folds(args.folds), force=args.force)

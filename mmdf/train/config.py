@@ -4,15 +4,15 @@ The loop settings (epochs, optimiser, schedule, precision) are shared; what
 differs between branches (backbone, input size, augmentation, test-time
 augmentation, frame aggregation) is each branch's own section
 ``train.<branch>``, a dataclass defined in the branch's module
-(:mod:`mmdf.train.branches`). One config file usually trains one branch
+(:mod:`mmdf.train.branches`, whose :func:`~mmdf.train.branches.train_config_type`
+adds them to :class:`TrainConfig`). One config file usually trains one branch
 (``configs/audio.yaml``, ``configs/visual.yaml``); the branch itself is
 chosen on the command line (``mmdf train <branch>``).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -78,18 +78,3 @@ class TrainConfig:
     def section(self, name: str):
         """The config section ``train.<name>`` of a branch."""
         return getattr(self, name)
-
-    @classmethod
-    def resolve_type(cls) -> type:
-        """This class with one field per registered branch (``train.<name>``, typed by the branch)."""
-        from mmdf.train.branches import all_branches
-
-        return _with_sections(tuple((b.name, b.config_cls) for b in all_branches().values()))
-
-
-@functools.cache
-def _with_sections(sections: tuple[tuple[str, type], ...]) -> type:
-    fields = [(name, cls, field(default_factory=cls)) for name, cls in sections]
-    cls = make_dataclass("TrainConfig", fields, bases=(TrainConfig,))
-    cls.__module__ = __name__
-    return cls

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmdf.config import Config, save_config
+from mmdf.config import save_config, to_dict
 from mmdf.data.folds import FOLD_COL, load_or_make_folds
 from mmdf.errors import MmdfError
 from mmdf.files import atomic_write
+from mmdf.prepare.manifest import load_manifest
 from mmdf.train import distributed
 from mmdf.train.branches import get_branch
 from mmdf.train.branches.base import Branch
@@ -32,7 +33,7 @@ from mmdf.train.runtime import Runtime, resolve_runtime
 log = logging.getLogger(__name__)
 
 
-def train_branch(cfg: Config, branch: str | Branch, folds: list[int] | None = None, force: bool = False,
+def train_branch(cfg, branch: str | Branch, folds: list[int] | None = None, force: bool = False,
                  manifest: pd.DataFrame | None = None) -> Path:
     """Train ``branch`` k-fold; return ``cfg.run_dir / branch.name``.
 
@@ -64,7 +65,7 @@ def is_complete(out: Path, n: int) -> bool:
         (out / f"fold_{k}" / PRED_FILE).is_file() for k in range(n))
 
 
-def _run(cfg: Config, branch: Branch, wanted: list[int], force: bool, manifest: pd.DataFrame | None,
+def _run(cfg, branch: Branch, wanted: list[int], force: bool, manifest: pd.DataFrame | None,
          out: Path, rt: Runtime) -> None:
     main = rt.dist.is_main
     manifest = with_folds(cfg, load_train_manifest(cfg, manifest), rt)
@@ -93,11 +94,9 @@ def _run(cfg: Config, branch: Branch, wanted: list[int], force: bool, manifest: 
     distributed.barrier(rt.dist)
 
 
-def load_train_manifest(cfg: Config, manifest: pd.DataFrame | None) -> pd.DataFrame:
+def load_train_manifest(cfg, manifest: pd.DataFrame | None) -> pd.DataFrame:
     """The manifest (loaded for ``cfg`` when not given), checked to hold train clips."""
     if manifest is None:
-        from mmdf.prepare.manifest import load_manifest
-
         manifest = load_manifest(cfg)
     manifest = manifest.reset_index(drop=True)
     missing = [c for c in ("split", "video_name", "target") if c not in manifest]
@@ -108,7 +107,7 @@ def load_train_manifest(cfg: Config, manifest: pd.DataFrame | None) -> pd.DataFr
     return manifest
 
 
-def with_folds(cfg: Config, manifest: pd.DataFrame, rt: Runtime) -> pd.DataFrame:
+def with_folds(cfg, manifest: pd.DataFrame, rt: Runtime) -> pd.DataFrame:
     """The manifest with a fold column (train clips), from the run's ``folds.csv`` (made once, by rank 0)."""
     train_rows = manifest.loc[manifest["split"] == "train", ["video_name", "target"]]
     folds_path = cfg.run_dir / "folds.csv"
@@ -121,7 +120,7 @@ def with_folds(cfg: Config, manifest: pd.DataFrame, rt: Runtime) -> pd.DataFrame
     return manifest
 
 
-def _start_outputs(cfg: Config, branch: Branch, manifest: pd.DataFrame, ok, wanted: list[int], force: bool,
+def _start_outputs(cfg, branch: Branch, manifest: pd.DataFrame, ok, wanted: list[int], force: bool,
                    out: Path) -> None:
     """Config and folds of the branch folder; with ``force``, the requested folds cleared."""
     out.mkdir(parents=True, exist_ok=True)
@@ -141,15 +140,13 @@ def _start_outputs(cfg: Config, branch: Branch, manifest: pd.DataFrame, ok, want
         log.info("%s branch: %d clip(s) without a usable %s get NaN: %s", branch.name, n_skip, branch.name, counts)
 
 
-def _warn_if_config_changed(cfg: Config, out: Path, force: bool) -> None:
+def _warn_if_config_changed(cfg, out: Path, force: bool) -> None:
     """Finished folds are kept on rerun; say so when they were trained with other settings."""
     saved = out / "config.yaml"
     done = sorted(out.glob(f"fold_*/{PRED_FILE}"))
     if force or not saved.is_file() or not done:
         return
     import yaml
-
-    from mmdf.config import to_dict
 
     old, new = yaml.safe_load(saved.read_text()), to_dict(cfg)
     for section in (old, new):

@@ -16,17 +16,20 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import log_loss
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from mmdf.config import Config
 from mmdf.errors import MmdfError
+from mmdf.files import atomic_write
 from mmdf.metrics import TPR_KEY, score_report
 from mmdf.train import distributed
 from mmdf.train.branches.base import Branch
@@ -43,7 +46,7 @@ PRED_FILE = "predictions.csv"  # per fold: video_name, split, fold, prob (usable
 class FoldJob:
     """What one fold trains on and where it writes."""
 
-    cfg: Config
+    cfg: Any  # the run's config (mmdf.run_config.Config, assembled above this layer)
     branch: Branch
     k: int
     fit: pd.DataFrame  # usable train clips of the other folds
@@ -146,9 +149,6 @@ def build_training(job: FoldJob) -> Training:
 
 def _optimizer(model: torch.nn.Module, tcfg, steps: int):
     """timm's optimiser and per-iteration scheduler from the config."""
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import create_scheduler_v2
-
     o, s = tcfg.optimizer, tcfg.schedule
     optimizer = create_optimizer_v2(model, opt=o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
     if s.name == "none":
@@ -182,6 +182,7 @@ def _writer(job: FoldJob, tr: Training, state: FoldState):
     """TensorBoard writer of the main process (None elsewhere)."""
     if not job.rt.dist.is_main:
         return None
+    # deferred: tensorboard takes seconds to import, and only the main process writes the log
     from torch.utils.tensorboard import SummaryWriter
 
     job.fold_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +298,5 @@ def predict_with_best(job: FoldJob, tr: Training) -> None:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    from mmdf.files import atomic_write
-
     with atomic_write(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdf.config import Config
 from mmdf.data.folds import FOLD_COL
 from mmdf.data.kinds import load_kinds
 from mmdf.errors import MmdfError
@@ -29,7 +28,7 @@ SPLIT_FILES = {"train": "oof.csv", "val": "val_pred.csv", "test": "test_pred.csv
 MERGED_FILES = ("metrics.json", *SPLIT_FILES.values())
 
 
-def write_outputs(cfg: Config, branch: Branch, manifest: pd.DataFrame, out: Path) -> dict:
+def write_outputs(cfg, branch: Branch, manifest: pd.DataFrame, out: Path) -> dict:
     """oof.csv, val_pred.csv, test_pred.csv and (last: it marks the branch finished) metrics.json."""
     preds = pd.concat([pd.read_csv(out / f"fold_{k}" / PRED_FILE, dtype={"video_name": str})
                        for k in range(cfg.folds.n_splits)], ignore_index=True)
@@ -101,7 +100,7 @@ def _scored(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame.loc[keep, "target"].astype(int).to_numpy(), frame.loc[keep, "prob"].to_numpy(dtype=float)
 
 
-def fold_reports(cfg: Config, oof: pd.DataFrame, out: Path) -> tuple[dict, float]:
+def fold_reports(cfg, oof: pd.DataFrame, out: Path) -> tuple[dict, float]:
     """Per fold: its OOF scores, best epoch and epochs run; and the total training seconds."""
     folds, seconds = {}, 0.0
     for k in range(cfg.folds.n_splits):
@@ -127,7 +126,7 @@ def by_kind(frame: pd.DataFrame, kinds: pd.Series) -> dict[str, dict | None]:
     return out
 
 
-def build_metrics(cfg: Config, branch: Branch, frames: dict[str, pd.DataFrame], out: Path) -> dict:
+def build_metrics(cfg, branch: Branch, frames: dict[str, pd.DataFrame], out: Path) -> dict:
     """Per fold, overall OOF, val, and per kind of fake where the data root names kinds."""
     oof, val = frames["train"], frames["val"]
     folds, seconds = fold_reports(cfg, oof, out)

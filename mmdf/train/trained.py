@@ -14,6 +14,7 @@ import torch
 
 from mmdf.errors import MmdfError
 from mmdf.train.checkpoint import load_checkpoint
+from mmdf.train.runtime import resolve_runtime
 from mmdf.train.scoring import clip_probs, predict_items
 
 
@@ -22,28 +23,28 @@ def fold_checkpoints(branch_dir: Path) -> list[Path]:
 
 
 class TrainedBranch:
-    """The fold models of ``branch_dir`` (a ``runs/<experiment>/<branch>`` folder)."""
+    """The fold models of ``branch_dir`` (a ``runs/<experiment>/<branch>`` folder) of ``branch``.
 
-    def __init__(self, branch_dir: str | Path):
-        from mmdf.config import load_config
-        from mmdf.train.branches import get_branch
-        from mmdf.train.runtime import resolve_runtime
+    ``cfg``: the run config the branch was trained with (``branch_dir/config.yaml``, loaded by the caller).
+    """
 
+    def __init__(self, branch, branch_dir: str | Path, cfg):
         self.dir = Path(branch_dir)
         ckpts = fold_checkpoints(self.dir)
         if not ckpts or not (self.dir / "config.yaml").is_file():
             raise MmdfError(f"no trained branch in {self.dir} (expected config.yaml and fold_*/best.pt); "
                             "run `mmdf train <branch> --config ...` first")
-        self.cfg = load_config(self.dir / "config.yaml")
+        self.cfg = cfg
         self.rt = resolve_runtime(self.cfg.train)
+        self.branch = branch
         self.models = [self._load(p) for p in ckpts]
-        self.branch = get_branch(self.models[0][1]["branch"])
 
     def _load(self, path: Path) -> tuple[torch.nn.Module, dict]:
-        from mmdf.train.branches import get_branch
-
         ckpt = load_checkpoint(path)
-        branch = get_branch(ckpt["branch"])
+        if ckpt["branch"] != self.branch.name:
+            raise MmdfError(f"{path} is a checkpoint of the {ckpt['branch']} branch, not of {self.branch.name}; "
+                            f"retrain the branch in {self.dir}")
+        branch = self.branch
         model_cls = type(branch.section(self.cfg.train).model)
         model_cfg = {**ckpt["model_cfg"], "pretrained": False}
         model_cfg.update({"checkpoint": None} if "checkpoint" in model_cfg else {})

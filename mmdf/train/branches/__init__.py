@@ -7,18 +7,20 @@ Adding a branch: write a module holding one ``Branch`` subclass instance
 
 from __future__ import annotations
 
-from mmdf.errors import MmdfError
-from mmdf.train.branches.base import Branch
+import functools
+from dataclasses import field, make_dataclass
 
-_BRANCHES: dict[str, Branch] = {}
+from mmdf.errors import MmdfError
+from mmdf.train.branches import audio, audio_stats, sync, sync_stats, visual, visual_stats
+from mmdf.train.branches.base import Branch
+from mmdf.train.config import TrainConfig
+
+# in pipeline order; the built-in branch modules import no torch at the top, so loading them is cheap
+_BRANCHES: dict[str, Branch] = {m.BRANCH.name: m.BRANCH
+                                for m in (audio, visual, sync, audio_stats, visual_stats, sync_stats)}
 
 
 def _builtin() -> dict[str, Branch]:
-    if not _BRANCHES:
-        from mmdf.train.branches import audio, audio_stats, sync, sync_stats, visual, visual_stats
-
-        for module in (audio, visual, sync, audio_stats, visual_stats, sync_stats):
-            _BRANCHES[module.BRANCH.name] = module.BRANCH
     return _BRANCHES
 
 
@@ -42,3 +44,16 @@ def register_branch(branch: Branch) -> Branch:
 
 def unregister_branch(name: str) -> None:
     _builtin().pop(name, None)
+
+
+def train_config_type() -> type:
+    """:class:`~mmdf.train.config.TrainConfig` with one field per registered branch (``train.<name>``)."""
+    return _with_sections(tuple((b.name, b.config_cls) for b in all_branches().values()))
+
+
+@functools.cache
+def _with_sections(sections: tuple[tuple[str, type], ...]) -> type:
+    fields = [(name, cls, field(default_factory=cls)) for name, cls in sections]
+    cls = make_dataclass("TrainConfig", fields, bases=(TrainConfig,))
+    cls.__module__ = TrainConfig.__module__
+    return cls

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
-from mmdf.train.branches.base import TorchBranch, channel_column, targets_of, to_float
+from mmdf.train.branches.base import channel_column, targets_of, to_float
+from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
 
 
@@ -76,7 +77,7 @@ class SpecAugment:
         self.cfg = cfg
 
     def __call__(self, x):
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         cfg = self.cfg
         _, h, w = x.shape
@@ -96,7 +97,7 @@ class SpecAugment:
 
 
 def _mask(x, dim: int, max_width: int, fill):
-    import torch
+    import torch  # deferred: this module loads with every config, torch only to make items
 
     if max_width < 1:
         return x
@@ -142,7 +143,7 @@ class MelDataset:
 
     def __getitem__(self, i: int):
         import cv2
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         mel = np.load(self.files[i])
         if mel.ndim != 2:
@@ -181,7 +182,7 @@ class AudioBranch(TorchBranch):
 
     def tta_views(self, x, section: AudioBranchConfig) -> list:
         """The batch (B, C, H, W) plus one circularly time-shifted copy per configured shift."""
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         w = x.shape[-1]
         return [x] + [torch.roll(x, int(round(s * w)), dims=-1) for s in section.tta.time_shifts]

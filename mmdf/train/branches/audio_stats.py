@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mmdf.stats.audio import feature_groups
 from mmdf.train.branches.statistics import StatsBranch, StatsBranchConfig
 
 
@@ -32,8 +33,6 @@ class AudioStatsBranch(StatsBranch):
     config_cls = AudioStatsConfig
 
     def feature_groups(self, columns) -> dict[str, list[str]]:
-        from mmdf.stats.audio import feature_groups
-
         return feature_groups(columns)
 
 

@@ -4,9 +4,12 @@ The k-fold trainer, prediction, the stacker, the experiment runner and the
 benchmarks take a :class:`Branch` object and never name a branch, so adding
 one is adding one module with one such object (and its config section, the
 ``config_cls`` dataclass, read from ``train.<name>``) and registering it in
-:mod:`mmdf.train.branches`. :class:`TorchBranch` is a branch learned by a
-timm CNN with the shared epoch loop; a branch with another learner (the
-statistics models) overrides :meth:`Branch.train_fold` and :meth:`Branch.trained`.
+:mod:`mmdf.train.branches`. :class:`~mmdf.train.branches.torch_branch.TorchBranch`
+is a branch learned by a network with the shared epoch loop; a branch with another
+learner (the statistics models) overrides :meth:`Branch.train_fold` and :meth:`Branch.trained`.
+
+Nothing here imports the training machinery: the loop, the scorer and the
+k-fold trainer take a :class:`Branch` and import this module.
 """
 
 from __future__ import annotations
@@ -72,61 +75,16 @@ class Branch:
         """Train fold ``job.k`` (a :class:`mmdf.train.loop.FoldJob`) and write its ``predictions.csv``."""
         raise NotImplementedError
 
-    def trained(self, branch_dir):
-        """The finished branch run in ``branch_dir``, loaded once; ``.score(rows)`` scores prepared clips."""
+    def trained(self, branch_dir, cfg):
+        """The finished branch run in ``branch_dir``, loaded once; ``.score(rows)`` scores prepared clips.
+
+        ``cfg``: the run config the branch was trained with (its ``config.yaml``, loaded by the caller).
+        """
         raise NotImplementedError
 
     def describe_run(self, cfg, manifest: pd.DataFrame, out: Path) -> None:
         """Extra figures of a finished run in ``out`` (none by default); the stack report links them."""
 
-
-
-class TorchBranch(Branch):
-    """A branch learned by a timm CNN (``section.model``) with the shared epoch loop.
-
-    Subclasses implement :meth:`dataset`; the defaults of the other methods
-    suit a branch with one item per clip.
-    """
-
-    def train_fold(self, job) -> None:
-        from mmdf.train.loop import train_fold
-
-        train_fold(job)
-
-    def create_model(self, model_cfg, prepare=None):
-        """The network of ``model_cfg`` (``section.model``; ``prepare``: the run's prepare settings)."""
-        from mmdf.train.models import create_model
-
-        return create_model(model_cfg, key=f"train.{self.name}.model")
-
-    def training_rows(self, fit: pd.DataFrame) -> pd.DataFrame:
-        """The fold's training rows the model learns from (all of them by default)."""
-        return fit
-
-    def trained(self, branch_dir):
-        from mmdf.train.trained import TrainedBranch
-
-        return TrainedBranch(branch_dir)
-
-    def normalization(self, model, section, fit_rows: pd.DataFrame) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std the inputs are standardised with: the backbone's own by default."""
-        from mmdf.train.models import normalization
-
-        return normalization(model, section.model.in_chans)
-
-    def dataset(self, rows: pd.DataFrame, section, mean: list[float], std: list[float], train: bool):
-        """A map-style dataset of ``(x float32 tensor, target, clip index)`` over usable ``rows``."""
-        raise NotImplementedError
-
-    def tta_views(self, x, section) -> list:
-        """The test-time views of a batch (the batch itself by default)."""
-        return [x]
-
-    def aggregate(self, item_logits: np.ndarray, item_clip: np.ndarray, section) -> pd.Series:
-        """Clip probability per clip id from item logits (mean logit by default)."""
-        from mmdf.train.aggregate import aggregate_clips
-
-        return aggregate_clips(item_logits, item_clip, "mean_logit")
 
 def targets_of(rows: pd.DataFrame) -> np.ndarray:
     """Float targets of manifest rows, NaN where unknown (test clips)."""
@@ -137,7 +95,7 @@ def targets_of(rows: pd.DataFrame) -> np.ndarray:
 
 def channel_column(values: list[float]):
     """(C, 1, 1) tensor of per-channel values, broadcasting over a (C, H, W) image."""
-    import torch
+    import torch  # deferred: the branch modules load with every config, torch only to train or score
 
     return torch.tensor(values).view(-1, 1, 1)
 

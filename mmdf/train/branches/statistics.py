@@ -1,4 +1,4 @@
-"""Branches learned by a statistics model (:class:`mmdf.stats.StatsModel`) on hand-made features.
+"""Branches learned by a statistics model (:class:`mmdf.stats.model.StatsModel`) on hand-made features.
 
 On a few hundred clips a CNN from scratch learns less than a linear or tree
 model on a few hundred well-chosen numbers of the same cached arrays; these
@@ -20,8 +20,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from mmdf.data.kinds import load_kinds
 from mmdf.errors import MmdfError
+from mmdf.figures import plot_by_kind
 from mmdf.files import atomic_write
+from mmdf.prepare.cache import cache_root
+from mmdf.stats.table import stats_table
 from mmdf.train.branches.base import Branch
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,6 @@ class StatsBranch(Branch):
 
     def features(self, cfg, rows: pd.DataFrame, cache: bool = True) -> pd.DataFrame:
         """The statistics of ``rows`` (NaN rows where unusable), cached beside the prepared features."""
-        from mmdf.prepare.cache import cache_root
-        from mmdf.stats.table import stats_table
-
         cache_file = cache_root(cfg) / "stats" / f"{self.name}.parquet" if cache else None
         table = stats_table(rows, self.stats_kind, cfg.prepare, cache_file, progress=cfg.train.progress)
         return self.model_inputs(table.drop(columns=["split", "video_name"]))
@@ -66,6 +67,7 @@ class StatsBranch(Branch):
         return {}
 
     def model(self, section: StatsBranchConfig, seed: int, columns=()):
+        # deferred: scikit-learn takes seconds to import, and every config load (and `mmdf --help`) loads this module
         from mmdf.stats.model import StatsModel
 
         return StatsModel(candidates=tuple(section.candidates), selection=section.selection,
@@ -74,7 +76,7 @@ class StatsBranch(Branch):
 
     def train_fold(self, job) -> None:
         """Fit on the fold's training rows, score its held-out rows and every val/test row."""
-        from mmdf.train.loop import PRED_FILE, check_classes, write_csv
+        from mmdf.train.loop import PRED_FILE, check_classes, write_csv  # deferred: the loop imports torch
 
         check_classes(job)
         X = self.features(job.cfg, pd.concat([job.fit, job.held, job.others]))  # the same rows every fold
@@ -97,16 +99,13 @@ class StatsBranch(Branch):
                                     "split": scored["split"].to_numpy(), "fold": job.k, "prob": prob}),
                       job.fold_dir / PRED_FILE)
 
-    def trained(self, branch_dir) -> "TrainedStats":
-        return TrainedStats(self, Path(branch_dir))
+    def trained(self, branch_dir, cfg) -> "TrainedStats":
+        return TrainedStats(self, Path(branch_dir), cfg)
 
     report_features: ClassVar[tuple[str, ...]] = ()  # features whose distributions by kind of fake are drawn
 
     def describe_run(self, cfg, manifest: pd.DataFrame, out: Path) -> None:
         """``features_by_kind.png``: the :attr:`report_features` of train and val clips, per kind of fake."""
-        from mmdf.data.kinds import load_kinds
-        from mmdf.stack.report import plot_by_kind
-
         kinds = load_kinds(cfg.data)
         if not self.report_features or kinds is None:
             return
@@ -119,16 +118,15 @@ class StatsBranch(Branch):
 class TrainedStats:
     """A finished statistics branch: its fold models, scoring prepared clips with their mean."""
 
-    def __init__(self, branch: StatsBranch, branch_dir: Path):
-        from mmdf.config import load_config
-        from mmdf.stats.model import StatsModel
+    def __init__(self, branch: StatsBranch, branch_dir: Path, cfg):
+        from mmdf.stats.model import StatsModel  # deferred: scikit-learn (see StatsBranch.model)
 
         files = sorted(branch_dir.glob(f"fold_*/{MODEL_FILE}"))
         if not files or not (branch_dir / "config.yaml").is_file():
             raise MmdfError(f"no trained branch in {branch_dir} (expected config.yaml and fold_*/{MODEL_FILE}); "
                             f"run `mmdf train {branch.name} --config ...` first")
         self.branch, self.dir = branch, branch_dir
-        self.cfg = load_config(branch_dir / "config.yaml")
+        self.cfg = cfg  # the run config the branch was trained with (its config.yaml)
         self.models = [StatsModel.from_dict(json.loads(f.read_text())) for f in files]
 
     def score(self, manifest_rows: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
-from mmdf.train.branches.base import TorchBranch, targets_of
+from mmdf.prepare.config import SyncConfig
+from mmdf.train.branches.base import targets_of
+from mmdf.train.branches.torch_branch import TorchBranch
 
 
 @dataclass
@@ -90,7 +92,7 @@ class SyncDataset:
         return len(self.item_clip)
 
     def __getitem__(self, i: int):
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         clip = int(self.item_clip[i])
         mouth, mel = self.window(clip)
@@ -110,7 +112,7 @@ class SyncDataset:
 
     def _other_audio(self, clip: int, mel: np.ndarray, start: int) -> np.ndarray:
         """Audio of ``window`` frames that does not belong with the mouth at ``start``."""
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         n, cfg = self.cfg.window, self.cfg
         shifts = [s for s in range(len(mel) - n + 1) if abs(s - start) >= cfg.min_shift]
@@ -133,8 +135,7 @@ class SyncBranch(TorchBranch):
     self_supervised = True  # learns from real clips only: a fold needs real clips, not fakes
 
     def create_model(self, model_cfg: SyncModelConfig, prepare=None):
-        from mmdf.prepare.config import SyncConfig
-        from mmdf.train.sync_net import SyncNet
+        from mmdf.train.sync_net import SyncNet  # deferred: torch (this module loads with every config)
 
         sync = prepare.sync if prepare is not None else SyncConfig()
         return SyncNet(sync.mouth_size, sync.n_mels, model_cfg.width, model_cfg.drop_rate, model_cfg.pool)

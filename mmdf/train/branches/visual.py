@@ -16,7 +16,8 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips
-from mmdf.train.branches.base import TorchBranch, channel_column, targets_of, to_float
+from mmdf.train.branches.base import channel_column, targets_of, to_float
+from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
 
 
@@ -57,7 +58,7 @@ class VisualBranchConfig:
 
 def face_augment(cfg: VisualAugConfig, size: int):
     """Augment a uint8 (3, S, S) face crop and resize it to ``size`` (a torchvision v2 Compose; stays uint8)."""
-    from torchvision.transforms import v2
+    from torchvision.transforms import v2  # deferred: this module loads with every config, torch only to make items
 
     ops: list = []
     if cfg.crop_scale < 1:
@@ -88,7 +89,7 @@ class JpegRecompress:
 
     def __call__(self, x):
         import cv2
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         quality = int(torch.randint(self.lo, self.hi + 1, ()))
         img = np.ascontiguousarray(x.permute(1, 2, 0).numpy()[..., ::-1])  # RGB -> BGR
@@ -130,7 +131,7 @@ class FaceDataset:
                  counts: list[int] | None = None):
         self.files = list(files)
         self.targets = np.asarray(targets, dtype=np.float32)
-        from torchvision.transforms import v2
+        from torchvision.transforms import v2  # deferred: this module loads with every config, torch only to make items
 
         self.mean = channel_column(mean)
         self.std = channel_column(std)
@@ -143,7 +144,7 @@ class FaceDataset:
         return len(self.item_clip)
 
     def __getitem__(self, i: int):
-        import torch
+        import torch  # deferred: this module loads with every config, torch only to make items
 
         c = int(self.item_clip[i])
         faces = np.load(self.files[c], mmap_mode="r")
