@@ -144,6 +144,6 @@ def test_logistic_c_is_never_weaker_than_the_best_inner_score():
     model = StatsModel(candidates=("logistic",), c_grid=grid).fit(X, y)
     pipe = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=5000))
     plain = GridSearchCV(pipe, {"logisticregression__C": grid}, scoring="neg_log_loss",
-                         cv=model_mod._inner(y, model._settings())).fit(X.to_numpy(), y)
+                         cv=model_mod.inner_splitter(y, model._settings())).fit(X.to_numpy(), y)
     # the best inner score's C, or a stronger regularisation within one standard error of it
     assert model.state_["C"] <= plain.best_params_["logisticregression__C"]

@@ -19,14 +19,16 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
+from mmdf.stats.logistic import fit_logistic, inner_splitter, logistic_logit
+
 COMBINER_L2 = 1e-3  # a touch of ridge keeps the weights finite where one group separates the rows
 
 
-def fit_groups(X: np.ndarray, y: np.ndarray, settings: dict[str, Any], fit_logistic, inner) -> dict[str, Any]:
-    """Per group: ``fit_logistic`` on its columns; the combiner on their inner-fold out-of-fold logits.
+def fit_groups(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
+    """Per group: a logistic regression on its columns; the combiner on their inner-fold out-of-fold logits.
 
-    ``settings["groups"]`` is a list of ``[name, column indices]``; ``inner``
-    the stratified splitter of these rows (the same one tuning uses).
+    ``settings["groups"]`` is a list of ``[name, column indices]``; the other
+    settings are those of :func:`mmdf.stats.logistic.fit_logistic`.
     """
     groups = settings["groups"]
     if not groups:
@@ -36,7 +38,7 @@ def fit_groups(X: np.ndarray, y: np.ndarray, settings: dict[str, Any], fit_logis
         part = X[:, cols]
         states.append({"name": name, "columns": list(cols), "model": fit_logistic(part, y, settings)})
         fixed = {**settings, "c_grid": [states[-1]["model"]["C"]]}  # held-out logits at the chosen C
-        for fit_rows, held in inner.split(part, y):
+        for fit_rows, held in inner_splitter(y, settings).split(part, y):
             oof[held, g] = logistic_logit(fit_logistic(part[fit_rows], y[fit_rows], fixed), part[held])
     weights, intercept = nonnegative_logistic(oof, y)
     return {"kind": "groups", "groups": states, "weights": weights.tolist(), "intercept": intercept}
@@ -46,13 +48,6 @@ def groups_logit(state: dict[str, Any], X: np.ndarray) -> np.ndarray:
     """The combined logit of a fitted groups state."""
     z = np.column_stack([logistic_logit(g["model"], X[:, g["columns"]]) for g in state["groups"]])
     return z @ np.asarray(state["weights"]) + state["intercept"]
-
-
-def logistic_logit(state: dict[str, Any], X: np.ndarray) -> np.ndarray:
-    """Logit of a fitted logistic state (median-imputed, standardised, linear)."""
-    filled = np.where(np.isnan(X), np.asarray(state["medians"]), X)
-    z = (filled - np.asarray(state["means"])) / np.asarray(state["scales"])
-    return z @ np.asarray(state["coef"]) + state["intercept"]
 
 
 def nonnegative_logistic(Z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

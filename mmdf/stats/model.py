@@ -31,7 +31,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from mmdf.metrics import simplest_within_noise
-from mmdf.stats.groups import fit_groups, groups_logit, logistic_logit
+from mmdf.stats.groups import fit_groups, groups_logit
+from mmdf.stats.logistic import fit_logistic, inner_splitter, logistic_logit
 
 FORMAT = "mmdf.stats.StatsModel"
 FORMAT_VERSION = 2  # 2: feature groups, per-fold scores
@@ -218,54 +219,8 @@ def fit_candidate(name: str, X: np.ndarray, y: np.ndarray, settings: dict[str, A
     if name == "lightgbm":
         return fit_lightgbm(X, y, settings)
     if name == "groups":
-        return fit_groups(X, y, settings, fit_logistic, _inner(y, settings))
+        return fit_groups(X, y, settings)
     raise ValueError(f"unknown candidate {name!r}; known: {', '.join(CANDIDATES)}")
-
-
-def _inner(y: np.ndarray, settings: dict[str, Any]) -> StratifiedKFold:
-    n = int(min(settings["inner_splits"], np.bincount(y, minlength=2).min()))
-    return StratifiedKFold(max(n, 2), shuffle=True, random_state=settings["random_state"])
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
-    """Median-imputed, standardised L2 logistic regression, ``C`` chosen by inner-CV log-loss.
-
-    The chosen ``C`` is the smallest (strongest regularisation) whose mean
-    inner log-loss is within one standard error of the best one's.
-    """
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    pipe = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-        LogisticRegression(max_iter=5000),
-    )
-    if len(settings["c_grid"]) == 1:  # nothing to tune
-        fitted, c = pipe.set_params(logisticregression__C=settings["c_grid"][0]).fit(X, y), settings["c_grid"][0]
-    else:
-        search = GridSearchCV(pipe, {"logisticregression__C": settings["c_grid"]}, scoring="neg_log_loss",
-                              cv=_inner(y, settings), n_jobs=1, refit=_smallest_c_within_noise).fit(X, y)
-        fitted, c = search.best_estimator_, search.best_params_["logisticregression__C"]
-    imputer, scaler, lr = fitted.steps
-    return {
-        "kind": "logistic", "C": float(c),
-        "medians": np.nan_to_num(imputer[1].statistics_, nan=0.0).tolist(),
-        "means": scaler[1].mean_.tolist(), "scales": scaler[1].scale_.tolist(),
-        "coef": lr[1].coef_[0].tolist(), "intercept": float(lr[1].intercept_[0]),
-    }
-
-
-def _smallest_c_within_noise(cv_results: dict) -> int:
-    """GridSearchCV ``refit`` rule: the index of the smallest ``C`` within one standard error of the best."""
-    folds = sorted(k for k in cv_results if k.startswith("split") and k.endswith("_test_score"))
-    scores = np.array([cv_results[k] for k in folds]).T  # (candidates, folds), higher is better
-    cs = np.asarray(cv_results["param_logisticregression__C"], dtype=float)
-    order = np.argsort(cs, kind="stable")
-    pick = simplest_within_noise({int(i): scores[i] for i in order}, higher_is_better=True)[0]
-    return int(pick)
 
 
 def fit_lightgbm(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +228,7 @@ def fit_lightgbm(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict
     import lightgbm as lgb
 
     params = settings["lgb_params"]
-    folds = list(_inner(y, settings).split(X, y))
+    folds = list(inner_splitter(y, settings).split(X, y))
     result = lgb.cv(
         params, lgb.Dataset(X, y, params={"verbose": -1}), num_boost_round=settings["max_rounds"],
         folds=folds, callbacks=[lgb.early_stopping(settings["early_stopping"], verbose=False)],
