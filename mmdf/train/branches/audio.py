@@ -177,7 +177,7 @@ class AudioBranch(TorchBranch):
         end = float(row["span_end"]) if pd.notna(row.get("span_end")) else float(row["duration"])
         edges = np.linspace(start, end, len(score) + 1)
         return Segments(edges[:-1], edges[1:], score,
-                        how=f"class-activation map along time of the audio CNN ({len(score)} columns of its last "
+                        how=f"class-activation map along time of the audio CNN ({len(score)} column(s) of its last "
                             "feature map over the mel image; their mean logit is the clip's)")
 
     def dataset(self, rows: pd.DataFrame, section: AudioBranchConfig, mean, std, train: bool) -> MelDataset:

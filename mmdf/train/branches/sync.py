@@ -170,7 +170,8 @@ class SyncBranch(TorchBranch):
         return Segments(times[starts], times[starts + n - 1] + 1 / fps, probs,
                         how=f"windows of {n} frames every {max(1, n // 5)} frames scored by the sync network "
                             "(mean of the fold models' out-of-sync probabilities)",
-                        curve=(lags, curve, "|correlation| of mouth opening with voice loudness, voice moved by (s)"))
+                        curve=(lags, curve, "seconds the voice lags the mouth: |correlation| of mouth opening "
+                                             "with voice loudness (red: the best lag)"))
 
     def dataset(self, rows: pd.DataFrame, section: SyncBranchConfig, mean, std, train: bool) -> SyncDataset:
         return SyncDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, train)
