@@ -118,23 +118,33 @@ def test_detection_scale_follows_the_frame_and_keeps_small_clips_as_they_were():
     from mmdf.prepare.faces import detect_scale
 
     demo = FaceConfig(num_frames=6, detect_size=128, min_face_size=40, crop_size=128)
-    assert detect_scale(256, 256, demo) == 0.5  # what detect_size alone gave the demo's clips
-    assert detect_scale(1080, 1920, demo) == pytest.approx(0.5)  # was 128 / 1920: a 100-px face is 6 px
+    assert detect_scale(256, 256, demo) == (0.5, 40)  # what detect_size alone gave the demo's clips
+    assert detect_scale(1080, 1920, demo) == pytest.approx((0.5, 40))  # was 128 / 1920: a 100-px face is 6 px
+    assert detect_scale(96, 96, demo) == (1.0, 40)
+    # the sync half's 480-px frames of a 1080p clip: full size, looking for faces of 80 / 4 = 20 px
+    assert detect_scale(480, 270, demo, source=(1920, 1080)) == (1.0, 20)
     full = FaceConfig()
-    assert detect_scale(1080, 1920, full) == pytest.approx(640 / 1920)  # the full-size settings as they were
-    assert detect_scale(96, 96, full) == 1.0
+    assert detect_scale(1080, 1920, full) == pytest.approx((640 / 1920, 32))  # the full-size settings as they were
+    assert detect_scale(96, 96, full) == (1.0, 32)
 
 
 @pytest.mark.skipif(not (SHARED / "dfdc_real_lynaeydofd.mp4").is_file(), reason="../shared/realdata absent")
-def test_the_demo_settings_find_the_faces_of_1080p_footage():
-    from mmdf.prepare.config import FaceConfig
-    from mmdf.prepare.faces import prepare_clip_faces
+def test_the_demo_settings_find_the_faces_of_1080p_footage(tmp_path):
+    """The demo's preprocessing (set up on 256-px clips) on the DFDC clips: faces and mouths found, crops
+    of the run's size. Before, detection at 128 px on the longer side called both no_face."""
+    from mmdf.config import load_config
+    from mmdf.prepare import runner
+    from mmdf.prepare.cache import cache_root
 
-    demo = FaceConfig(num_frames=6, detect_size=128, min_face_size=40, crop_size=128)
-    for name in ("dfdc_real_lynaeydofd.mp4", "dfdc_fake_brtujopkby_portrait.mp4"):
-        faces = prepare_clip_faces(SHARED / name, demo)
-        assert faces.frames_with_face >= 5, name
-        assert faces.crops.shape[1:] == (128, 128, 3)  # the run's crop size
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo" / "data.yaml",
+                      [f"data.cache_dir={tmp_path}", "prepare.isolate=false", "prepare.progress=false"])
+    names = ["dfdc_real_lynaeydofd.mp4", "dfdc_fake_brtujopkby_portrait.mp4"]  # landscape, and portrait
+    rows = runner.prepare_clips([SHARED / n for n in names], cfg, workers=1)
+    assert rows["visual_status"].tolist() == ["ok", "ok"] and rows["sync_status"].tolist() == ["ok", "ok"]
+    assert (rows["frames_with_face"] >= 5).all()
+    file = Path(rows["faces_file"].iloc[1])
+    crops = np.load(file if file.is_absolute() else cache_root(cfg) / file)
+    assert crops.shape[1:] == (128, 128, 3)  # the run's crop size
 
 
 def test_segment_auc_from_labels():

@@ -64,15 +64,20 @@ class FaceDetector:
             device=device,
         )
 
-    def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False) -> list[Detection]:
-        """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call."""
+    def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False,
+               source: tuple[int, int] | None = None) -> list[Detection]:
+        """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call;
+        ``downscale``: at :func:`detect_scale` (``source``: the full-resolution size they were cut from)."""
         import cv2
         import torch
 
         if len(frames) == 0:
             return []
         height, width = frames.shape[1:3]
-        scale = detect_scale(height, width, self.cfg) if downscale else 1.0
+        scale, smallest = (1.0, self.cfg.min_face_size)
+        if downscale:
+            scale, smallest = detect_scale(height, width, self.cfg, source)
+        self.mtcnn.min_face_size = smallest
         out: list[Detection] = []
         for start in range(0, len(frames), max(1, self.cfg.batch_size)):
             batch = frames[start : start + self.cfg.batch_size]
@@ -86,23 +91,29 @@ class FaceDetector:
         return out
 
 
-def detect_scale(height: int, width: int, cfg: FaceConfig) -> float:
-    """The scale a (height, width) frame is shown to MTCNN at (at most 1).
+def detect_scale(height: int, width: int, cfg: FaceConfig, source: tuple[int, int] | None = None
+                 ) -> tuple[float, float]:
+    """(scale, smallest face in pixels at that scale): how (height, width) frames are shown to MTCNN.
 
-    At least ``detect_size`` on the longer side (the cost bound the run was set
-    up with), and large enough that the smallest face worth finding is
-    ``min_face_size`` pixels there: ``min_face_share`` of the shorter side, but
-    not smaller than the face a crop holds at its own resolution. A 256-pixel
-    demo frame keeps the demo's scale (detect_size 128 and a 40-pixel face at
-    0.5 agree); a 1080p frame is seen at 0.5 instead of 0.07, where a face of
-    100 pixels is found.
+    The scale is at least ``detect_size`` on the longer side (the cost bound the run was set up with),
+    and large enough that the smallest face worth finding is ``min_face_size`` pixels there:
+    ``min_face_share`` of the full-resolution frame's shorter side, but not smaller than the face a
+    crop holds at its own resolution. ``source``: the (h, w) of the full-resolution frames these were
+    cut down from (the sync half's), default these. A 256-pixel demo frame keeps the demo's scale
+    (detect_size 128 and a 40-pixel face at 0.5 agree); a 1080p frame is seen at 0.5 instead of 0.07,
+    where a face of 100 pixels is found. The scale is at most 1: where the face rule asks for more,
+    MTCNN looks for smaller faces instead (never under its 12-pixel window).
     """
-    long_side, short_side = max(height, width), min(height, width)
-    by_size = cfg.detect_size / long_side
-    smallest = max(cfg.min_face_share * short_side, cfg.crop_size / (1 + 2 * cfg.margin))
+    src_h, src_w = source or (height, width)
+    shrink = max(height, width) / max(src_h, src_w)
+    by_size = cfg.detect_size / max(height, width)
+    smallest = max(cfg.min_face_share * min(src_h, src_w), cfg.crop_size / (1 + 2 * cfg.margin)) * shrink
     by_face = cfg.min_face_size / smallest
     # the face rule wins only where it asks for more (a rounding tie keeps the detect_size scale)
-    return min(1.0, by_face if by_face > by_size * (1 + 1e-6) else by_size)
+    scale = by_face if by_face > by_size * (1 + 1e-6) else by_size
+    if scale <= 1:
+        return scale, float(cfg.min_face_size)
+    return 1.0, float(max(12.0, min(cfg.min_face_size, smallest)))
 
 
 def _detection(boxes, probs, points, scale: float) -> Detection:
