@@ -119,10 +119,10 @@ def test_detection_scale_follows_the_frame_and_keeps_small_clips_as_they_were():
 
     demo = FaceConfig(num_frames=6, detect_size=128, min_face_size=40, crop_size=128)
     assert detect_scale(256, 256, demo) == (0.5, 40)  # what detect_size alone gave the demo's clips
-    assert detect_scale(1080, 1920, demo) == pytest.approx((0.5, 40))  # was 128 / 1920: a 100-px face is 6 px
+    assert detect_scale(1080, 1920, demo) == pytest.approx((40 / 108, 40))  # was 128 / 1920: a 100-px face is 6 px
     assert detect_scale(96, 96, demo) == (1.0, 40)
-    # the sync half's 480-px frames of a 1080p clip: full size, looking for faces of 80 / 4 = 20 px
-    assert detect_scale(480, 270, demo, source=(1920, 1080)) == (1.0, 20)
+    # the sync half's 480-px frames of a 1080p clip: full size, looking for faces of 108 / 4 = 27 px
+    assert detect_scale(480, 270, demo, source=(1920, 1080)) == pytest.approx((1.0, 27))
     full = FaceConfig()
     assert detect_scale(1080, 1920, full) == pytest.approx((640 / 1920, 32))  # the full-size settings as they were
     assert detect_scale(96, 96, full) == (1.0, 32)

@@ -138,7 +138,8 @@ class Predictor:
             branch, group = get_branch(b), self.group_of[b]
             if not branch.modality or not paths:
                 continue
-            rows = prepared_rows(group, self.indexes[id(group)], paths, resolved, sources, None, self.streams[id(group)])
+            rows = prepared_rows(group, self.indexes[id(group)], paths, resolved, sources, None,
+                                 self.streams[id(group)])  # prepared by score(): read from the index
             for i in np.flatnonzero(branch.usable(rows)):
                 found = branch.segments(self.trained[b], rows.iloc[i])
                 if found is not None:

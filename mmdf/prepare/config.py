@@ -43,7 +43,7 @@ class FaceConfig:
     # crop holds at its own resolution (crop_size / (1 + 2 margin) px) is not worth finding either. A
     # larger frame is shown to MTCNN larger (see faces.detect_scale), so that a run set up on small
     # clips still finds the faces of 1080p footage; the crops keep crop_size and margin.
-    min_face_share: float = 0.05
+    min_face_share: float = 0.1  # 108 px in 1080p: the DFDC talking heads (100-240 px) are found
     thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])
     min_confidence: float = 0.9  # detections below this are ignored
     # Whole-frame detection on every n-th sampled frame (and the last); in the frames

@@ -100,8 +100,8 @@ def detect_scale(height: int, width: int, cfg: FaceConfig, source: tuple[int, in
     ``min_face_share`` of the full-resolution frame's shorter side, but not smaller than the face a
     crop holds at its own resolution. ``source``: the (h, w) of the full-resolution frames these were
     cut down from (the sync half's), default these. A 256-pixel demo frame keeps the demo's scale
-    (detect_size 128 and a 40-pixel face at 0.5 agree); a 1080p frame is seen at 0.5 instead of 0.07,
-    where a face of 100 pixels is found. The scale is at most 1: where the face rule asks for more,
+    (detect_size 128 and a 40-pixel face at 0.5 agree); a 1080p frame is seen at 0.37 instead of 0.07,
+    where a face of 108 pixels (a tenth of the frame) is 40. The scale is at most 1: where the face rule asks for more,
     MTCNN looks for smaller faces instead (never under its 12-pixel window).
     """
     src_h, src_w = source or (height, width)
