@@ -95,6 +95,9 @@ def test_reason_says_what_absent_branches_did():
     text = reasons(row, ["audio", "visual"], "log-odds", ["audio_status", "visual_status"])[0]
     assert text == ("audio: 0.10, visual: -; decided by audio (no face in 16 frames); audio pushed most "
                     "(-0.20 log-odds); the missing visual moved it -0.34 log-odds")
+    short = row.assign(score=np.nan, audio_status="too_short", visual_status="too_short", sync_status="too_short")
+    assert reasons(short, ["audio", "visual"], "log-odds", ["audio_status", "visual_status", "sync_status"]) == \
+        ["not scored: audio, visual and sync too short"]
 
 
 def test_time_map_means_to_the_clip_logit():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmdf.prepare.row import KIND_STATUS
 from mmdf.stack.features import branch_columns
 
 OTHER = "metadata"
@@ -71,19 +72,23 @@ STATUS_TEXT = {"no_audio": "no audio track", "no_video": "no video stream", "no_
 
 
 def unusable(row: pd.Series, status_cols: list[str]) -> list[str]:
-    """One phrase per unusable modality of a row (``no audio track``, ``no face in 16 frames``), each said once."""
-    phrases, said = [], set()
+    """One phrase per problem of a row's unusable modalities, each said once: ``no audio track``,
+    ``no face in 16 frames``, ``audio and visual too short``."""
+    by_status: dict[str, list[str]] = {}
     for col in status_cols:
         status = row.get(col)
-        if not isinstance(status, str) or status in ("", "ok") or status in said:
-            continue
-        said.add(status)
-        frames = row.get("frames_sampled")
+        if isinstance(status, str) and status not in ("", "ok"):
+            by_status.setdefault(status, []).append(col.removesuffix("_status"))
+    frames = row.get("frames_sampled")
+    n = int(frames) if pd.notna(frames) else 0
+    faces = KIND_STATUS["faces"].removesuffix("_status")  # the modality whose frames frames_sampled counts
+    phrases = []
+    for status, modalities in by_status.items():
         text = STATUS_TEXT.get(status, "{m}: {s}")
-        if status == "no_face" and not (pd.notna(frames) and int(frames) > 0):
-            text = "{m}: no face"
-        phrases.append(text.format(m=col.removesuffix("_status"), s=status,
-                                   n=int(frames) if pd.notna(frames) else 0))
+        if status == "no_face" and (faces not in modalities or n <= 0):
+            text = "no face in the {m} frames looked at"
+        names = modalities[0] if len(modalities) == 1 else f"{', '.join(modalities[:-1])} and {modalities[-1]}"
+        phrases.append(text.format(m=names, s=status, n=n))
     return phrases
 
 
