@@ -164,7 +164,7 @@ def index_page(rows: pd.DataFrame, auc: pd.DataFrame | None, note: str = "") -> 
         lines.append(f"<tr><td>{link}</td><td>{score}</td><td>{prob}</td><td>{html.escape(str(r['decision'] or ''))}"
                      f"</td><td style=\"text-align:left\">{html.escape(str(r['reason']))}</td></tr>")
     table = ("<table id=\"clips\"><tr><th>clip</th><th>score</th><th>probability</th><th>decision</th>"
-             "<th>reason</th></tr>" + "".join(lines) + "</table>")
+             "<th style=\"text-align:left\">reason</th></tr>" + "".join(lines) + "</table>")
     body = f"<h1>mmdf: {len(rows)} clip(s)</h1><p class=\"note\">{html.escape(note)}</p>{table}"
     if auc is not None and len(auc):
         body += "<h2>Segment-level AUC per modality</h2>" + auc.to_html(index=False, float_format="%.3f",
