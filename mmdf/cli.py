@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "mmdf.train.cli",
     "stack": "mmdf.stack.cli",
     "predict": "mmdf.predict.cli",
+    "explain": "mmdf.predict.explain_cli",
     "audit": "mmdf.audit.cli",
     "experiment": "mmdf.experiment.cli",
 }

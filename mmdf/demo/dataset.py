@@ -6,6 +6,7 @@ Layout under ``out``::
     trainset_label.txt  valset_label.txt      video_name,target
     testset_list.txt                          video_name
     manifest.csv                              how each clip was made (kind, hard_case, identity, voice, ...)
+    segment_labels.csv                        where each clip is manipulated, per modality (demo.segments)
     demo_data.json                            the arguments; written last, marks the dataset complete
 
 Clips are written under a temporary name and renamed, so a rerun after an
@@ -73,7 +74,7 @@ def _remove_previous(out: Path) -> None:
             if d.is_dir() else []
         for p in made:
             p.unlink()
-    for name in (*LABEL_FILES.values(), "manifest.csv", "preview.png", MARKER):
+    for name in (*LABEL_FILES.values(), "manifest.csv", "segment_labels.csv", "preview.png", MARKER):
         (out / name).unlink(missing_ok=True)
 
 
@@ -121,6 +122,14 @@ def _write_tables(out: Path, specs: list[ClipSpec]) -> None:
         cols = ["video_name"] if split == "test" else ["video_name", "target"]
         _write_text(out / name, rows[cols].to_csv(index=False, lineterminator="\n"))
     _write_text(out / "manifest.csv", manifest.to_csv(index=False, lineterminator="\n"))
+    _write_segment_labels(out, specs)
+
+
+def _write_segment_labels(out: Path, specs: list[ClipSpec]) -> None:
+    """Where each clip is manipulated, per modality (see :mod:`mmdf.demo.segments`)."""
+    from mmdf.demo.segments import SEGMENT_LABELS, segment_labels
+
+    _write_text(out / SEGMENT_LABELS, segment_labels(specs).to_csv(index=False, lineterminator="\n"))
 
 
 def make_demo_dataset(
@@ -156,6 +165,8 @@ def make_demo_dataset(
         _remove_previous(out)
     elif _check_previous(out, args, specs):
         log.info("%s already holds this demo dataset; nothing to do (pass --force to rebuild)", out)
+        if not (out / "segment_labels.csv").is_file():  # made before the segment labels were written
+            _write_segment_labels(out, specs)
         return out
     (out / MARKER).unlink(missing_ok=True)  # incomplete until the end
     for folder in SPLIT_DIRS.values():

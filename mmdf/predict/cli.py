@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "score new clips with a trained run"
 
@@ -27,6 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256,
                         help="clips prepared, scored and written per chunk (default 256)")
     parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
+    parser.add_argument("--segments", action="store_true",
+                        help="also write segments.csv beside --out: each scored clip's parts in time per modality "
+                             "(video_name, modality, start_s, end_s, score)")
+    parser.add_argument("--explain", default=None, metavar="DIR",
+                        help="write a self-contained HTML page per scored clip (verdict, branches, timeline, "
+                             "faces) and index.html to DIR, with DIR/segments.csv")
+    parser.add_argument("--segment-labels", default=None, metavar="CSV",
+                        help="manipulated spans (video_name, modality, start_s, end_s, fake; the demo's "
+                             "segment_labels.csv): segment-level AUC per modality")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -38,11 +48,17 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or ("scores.jsonl" if args.fmt == "json" else "scores.csv")
     scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers, out=out,
                            fmt=args.fmt, resume=args.resume, cache_dir=args.cache, fpr=args.fpr,
-                           recursive=args.recursive, progress=not args.no_progress)
+                           recursive=args.recursive, progress=not args.no_progress,
+                           segments=Path(out).parent / "segments.csv" if args.segments else None,
+                           explain=args.explain, segment_labels=args.segment_labels)
     unscored = scores["prob"].isna()
     counts = scores.loc[unscored, "status"].value_counts()
     print(f"scored {int((~unscored).sum())} of {len(scores)} clip(s) -> {out}"
           + (f" (not scored: {', '.join(f'{s} {n}' for s, n in counts.items())})" if unscored.any() else ""))
+    if args.segments:
+        print(f"segments -> {Path(out).parent / 'segments.csv'}")
+    if args.explain:
+        print(f"pages -> {Path(args.explain) / 'index.html'}")
     if len(scores) == 1:
         print(verdict(scores.iloc[0]))
     return 0

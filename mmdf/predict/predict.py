@@ -103,6 +103,9 @@ class Predictor:
             if hasattr(trained, "cfg"):  # the branches' own progress bars follow ours
                 trained.cfg.train.progress = trained.cfg.train.progress and progress
         self.columns = output_columns(self.branches)
+        # the manifest's per-modality statuses, for reasons that name every unusable modality
+        self.status_cols = list(dict.fromkeys(get_branch(b).status_col for b in self.branches))
+        self.modality_cols = [*self.status_cols, "frames_sampled"]
         self.seconds = {"prepare": 0.0, "branches": 0.0, "stack": 0.0}
 
     def score(self, paths: list[Path], workers: int | None = None) -> pd.DataFrame:
@@ -115,9 +118,32 @@ class Predictor:
         if todo:
             parts.append(self._score_prepared([Path(paths[i]) for i in todo], workers).set_axis(todo))
         frame = pd.DataFrame({"path": [str(p) for p in paths], "video_name": [Path(p).name for p in paths]})
-        frame = frame.join(pd.concat([p for p in parts if len(p)]).sort_index()).reindex(columns=self.columns)
-        frame["reason"] = reasons(frame, self.branches, self.stacker["estimator"].contribution_unit)
-        return tidy(frame)
+        frame = frame.join(pd.concat([p for p in parts if len(p)]).sort_index())
+        frame["reason"] = reasons(frame.reindex(columns=[*self.columns, *self.modality_cols]), self.branches,
+                                  self.stacker["estimator"].contribution_unit, self.status_cols)
+        return tidy(frame.reindex(columns=self.columns))
+
+    def segments(self, paths: list[Path]) -> list[dict]:
+        """Per path (each scored before by :meth:`score`), ``{branch: Segments}`` of the branches that score
+        parts of a clip in time and could use it (see :meth:`mmdf.train.branches.base.Branch.segments`)."""
+        from mmdf.predict.features import prepared_rows
+        from mmdf.prepare.cache import source_fingerprint
+        from mmdf.train.branches import get_branch
+
+        paths = [Path(p) for p in paths]
+        resolved, sources = [str(p.resolve()) for p in paths], [source_fingerprint(p) for p in paths]
+        out: list[dict] = [{} for _ in paths]
+        for b in self.branches:
+            branch, group = get_branch(b), self.group_of[b]
+            if not branch.modality or not paths:
+                continue
+            rows = prepared_rows(group, self.indexes[id(group)], paths, resolved, sources, None,
+                                 self.streams[id(group)])  # prepared by score(): read from the index
+            for i in np.flatnonzero(branch.usable(rows)):
+                found = branch.segments(self.trained[b], rows.iloc[i])
+                if found is not None:
+                    out[i][b] = found
+        return out
 
     def _score_prepared(self, paths: list[Path], workers: int | None) -> pd.DataFrame:
         t0 = time.perf_counter()
@@ -132,7 +158,8 @@ class Predictor:
         t2 = time.perf_counter()
         manifest = self._combined_rows(rows)
         out = self._stack(preds, manifest.assign(video_name=keys, split="predict"))
-        out["status"], out["error"] = manifest["status"].to_numpy(), manifest["error"].to_numpy()
+        for col in ["status", "error", *self.modality_cols]:
+            out[col] = manifest[col].to_numpy() if col in manifest else np.nan
         self.seconds["prepare"] += t1 - t0
         self.seconds["branches"] += t2 - t1
         self.seconds["stack"] += time.perf_counter() - t2
@@ -190,14 +217,18 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
                   workers: int | None = None, *, out: str | Path | None = None, fmt: str | None = None,
                   resume: bool = False, cache_dir: str | Path | None = None, fpr: float | None = None,
                   recursive: bool = False, progress: bool = True, stdin=None,
-                  share_streams: bool = False) -> pd.DataFrame:
+                  share_streams: bool = False, segments: str | Path | None = None,
+                  explain: str | Path | None = None, segment_labels: str | Path | None = None) -> pd.DataFrame:
     """Score clips with a finished run; one row per input, in input order (columns: see the module docstring).
 
     ``out``: the scores file, appended chunk by chunk (``fmt`` csv or json
     lines); ``resume`` keeps the rows it already holds for the same inputs and
     scores the rest. ``cache_dir``: predict's feature cache (default
     ``<run>/predict_cache``). ``fpr``: which stored operating point decides.
-    ``share_streams``: see :class:`Predictor`.
+    ``share_streams``: see :class:`Predictor`. ``segments``: write each scored clip's parts in time to
+    this CSV; ``explain``: write a page per scored clip and an index to this folder (and its
+    ``segments.csv``); ``segment_labels``: a table of manipulated spans, for the segment-level AUC
+    (see :mod:`mmdf.predict.explainer`).
     """
     from tqdm.auto import tqdm
 
@@ -209,15 +240,26 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     writer = ScoresWriter(out, format_for(out, fmt), predictor.columns) if out is not None else None
     parts = [writer.open([str(p) for p in paths], resume)] if writer is not None else []
     start = len(parts[0]) if parts else 0
+    explainer = None
+    if segments is not None or explain is not None:
+        from mmdf.predict.explainer import ExplainWriter
+
+        explainer = ExplainWriter(predictor, explain, segments, segment_labels)
+        if start:
+            explainer.add(parts[0])  # the rows --resume kept
     t0 = time.perf_counter()
     with tqdm(total=len(paths), initial=start, unit="clip", desc="predict", disable=not progress) as bar:
         for at in range(start, len(paths), batch_size):
             part = predictor.score(paths[at:at + batch_size], workers)
             if writer is not None:
                 writer.write(part)
+            if explainer is not None:
+                explainer.add(part)
             parts.append(part)
             bar.update(len(part))
     _log_done(predictor, len(paths) - start, time.perf_counter() - t0)
+    if explainer is not None:
+        explainer.close()
     return pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True).reindex(columns=predictor.columns)
 
 

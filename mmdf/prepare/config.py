@@ -37,8 +37,13 @@ class FaceConfig:
     # Decode only frames other frames refer to (skips most B-frames, about half the
     # decoding); each of the K targets then gets the nearest decoded frame.
     skip_nonref: bool = True
-    detect_size: int = 640  # longer side of the frame MTCNN sees; boxes are mapped back
-    min_face_size: int = 32  # MTCNN's smallest face, in pixels at detect_size (~96 px in 1080p)
+    detect_size: int = 640  # longer side of the frame MTCNN sees at least; boxes are mapped back
+    min_face_size: int = 32  # MTCNN's smallest face, in pixels of the frame it sees
+    # The smallest face worth finding, as a share of the frame's shorter side; a face smaller than the
+    # crop holds at its own resolution (crop_size / (1 + 2 margin) px) is not worth finding either. A
+    # larger frame is shown to MTCNN larger (see faces.detect_scale), so that a run set up on small
+    # clips still finds the faces of 1080p footage; the crops keep crop_size and margin.
+    min_face_share: float = 0.1  # 108 px in 1080p: the DFDC talking heads (100-240 px) are found
     thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])
     min_confidence: float = 0.9  # detections below this are ignored
     # Whole-frame detection on every n-th sampled frame (and the last); in the frames

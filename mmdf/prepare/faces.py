@@ -64,15 +64,20 @@ class FaceDetector:
             device=device,
         )
 
-    def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False) -> list[Detection]:
-        """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call."""
+    def detect(self, frames: np.ndarray, downscale: bool = True, landmarks: bool = False,
+               source: tuple[int, int] | None = None) -> list[Detection]:
+        """Detections for frames (N, H, W, 3) RGB uint8, at most ``batch_size`` frames per MTCNN call;
+        ``downscale``: at :func:`detect_scale` (``source``: the full-resolution size they were cut from)."""
         import cv2
         import torch  # deferred (see __init__)
 
         if len(frames) == 0:
             return []
         height, width = frames.shape[1:3]
-        scale = min(1.0, self.cfg.detect_size / max(height, width)) if downscale else 1.0
+        scale, smallest = (1.0, self.cfg.min_face_size)
+        if downscale:
+            scale, smallest = detect_scale(height, width, self.cfg, source)
+        self.mtcnn.min_face_size = smallest
         out: list[Detection] = []
         for start in range(0, len(frames), max(1, self.cfg.batch_size)):
             batch = frames[start : start + self.cfg.batch_size]
@@ -84,6 +89,31 @@ class FaceDetector:
             points = found[2] if landmarks else [None] * len(batch)
             out += [_detection(b, p, q, scale) for b, p, q in zip(found[0], found[1], points)]
         return out
+
+
+def detect_scale(height: int, width: int, cfg: FaceConfig, source: tuple[int, int] | None = None
+                 ) -> tuple[float, float]:
+    """(scale, smallest face in pixels at that scale): how (height, width) frames are shown to MTCNN.
+
+    The scale is at least ``detect_size`` on the longer side (the cost bound the run was set up with),
+    and large enough that the smallest face worth finding is ``min_face_size`` pixels there:
+    ``min_face_share`` of the full-resolution frame's shorter side, but not smaller than the face a
+    crop holds at its own resolution. ``source``: the (h, w) of the full-resolution frames these were
+    cut down from (the sync half's), default these. A 256-pixel demo frame keeps the demo's scale
+    (detect_size 128 and a 40-pixel face at 0.5 agree); a 1080p frame is seen at 0.37 instead of 0.07,
+    where a face of 108 pixels (a tenth of the frame) is 40. The scale is at most 1: where the face rule asks for more,
+    MTCNN looks for smaller faces instead (never under its 12-pixel window).
+    """
+    src_h, src_w = source or (height, width)
+    shrink = max(height, width) / max(src_h, src_w)
+    by_size = cfg.detect_size / max(height, width)
+    smallest = max(cfg.min_face_share * min(src_h, src_w), cfg.crop_size / (1 + 2 * cfg.margin)) * shrink
+    by_face = cfg.min_face_size / smallest
+    # the face rule wins only where it asks for more (a rounding tie keeps the detect_size scale)
+    scale = by_face if by_face > by_size * (1 + 1e-6) else by_size
+    if scale <= 1:
+        return scale, float(cfg.min_face_size)
+    return 1.0, float(max(12.0, min(cfg.min_face_size, smallest)))
 
 
 def _detection(boxes, probs, points, scale: float) -> Detection:
@@ -298,3 +328,26 @@ def prepare_clip_faces(path: str | Path, cfg: FaceConfig, detector: FaceDetector
     detector = detector or FaceDetector(cfg)
     frames, indices = read_frames(path, cfg.num_frames, cfg.skip_nonref)
     return faces_from_frames(frames, indices, detector, cfg)
+
+
+_DETECTORS: dict[str, FaceDetector] = {}
+
+
+def timed_faces(path: str | Path, cfg: FaceConfig, span: tuple[float, float] | None = None
+                ) -> tuple[FaceResult, np.ndarray, float]:
+    """The face half of one clip made again as `mmdf prepare` made it, with each crop's time (seconds on
+    the container's clock) and one frame's duration: the cache keeps the crops, not when they were seen.
+
+    For a clip's timeline, not for training; one detector per face config is kept for the next call.
+    """
+    from mmdf.prepare.media import index_video, read_indexed_frames
+
+    if repr(cfg) not in _DETECTORS:
+        _DETECTORS[repr(cfg)] = FaceDetector(cfg)
+    detector = _DETECTORS[repr(cfg)]
+    index = index_video(path, span)
+    frames, indices = read_indexed_frames(path, index, cfg.num_frames, cfg.skip_nonref)
+    faces = faces_from_frames(frames, indices, detector, cfg)
+    step = np.diff(np.sort(index.targets.astype(np.float64))) if len(index.targets) > 1 else np.zeros(0)
+    frame_s = float(np.median(step) * index.time_base) if len(step) and index.time_base else 0.04
+    return faces, index.times(faces.frame_indices), frame_s

@@ -107,7 +107,7 @@ def mouth_track(path: str | Path, span: tuple[float, float], cfg: SyncConfig, fa
                                       f"prepare.sync.min_frames={cfg.min_frames}")
     places = anchored_places(anchors, times, frames.shape[1:3], cfg)
     if places is None:
-        places = mouth_places(frames, detector, faces, cfg)
+        places = mouth_places(frames, detector, faces, cfg, anchors.frame_size if anchors is not None else None)
     mouth, artefacts = region_crops(frames, places, cfg)
     mel, envelope = frame_audio(path, times, fps, cfg)
     return SyncTrack(mouth, mel, envelope, artefacts, times, fps)
@@ -134,10 +134,14 @@ def anchored_places(anchors: MouthAnchors | None, times: np.ndarray, size: tuple
     return np.stack([np.interp(times, anchors.times[near], c) for c in columns], axis=1)
 
 
-def mouth_places(frames: np.ndarray, detector, faces: FaceConfig, cfg: SyncConfig) -> np.ndarray:
-    """(T, 5) per frame: mouth centre x, y; eyes centre x, y; region side (pixels); raises no_face."""
+def mouth_places(frames: np.ndarray, detector, faces: FaceConfig, cfg: SyncConfig,
+                 source: tuple[int, int] | None = None) -> np.ndarray:
+    """(T, 5) per frame: mouth centre x, y; eyes centre x, y; region side (pixels); raises no_face.
+    ``source``: the full-resolution (h, w) the window's frames were scaled down from, where known: the
+    smallest face worth finding is a share of that frame (see :func:`mmdf.prepare.faces.detect_scale`)."""
     keys = np.unique(np.linspace(0, len(frames) - 1, max(1, cfg.detect_frames)).round().astype(int))
-    track = track_main_face(detector.detect(frames[keys], landmarks=True), faces.min_confidence, faces.track_iou)
+    found = detector.detect(frames[keys], landmarks=True, source=source)
+    track = track_main_face(found, faces.min_confidence, faces.track_iou)
     rows, at = [], []
     for t, hit in zip(keys, track):
         if hit is None or hit.points is None:

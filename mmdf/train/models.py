@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 
@@ -67,6 +68,32 @@ class TimePooled(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.pool(self.body.forward_features(x)).flatten(1)
         return self.fc(self.drop(z))
+
+
+def time_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray | None:
+    """The logit of each time column (last axis) of the network's last feature map for one input (1, C, H, W):
+    a class-activation map along time, whose mean is the network's logit. A :class:`TimePooled` head or a
+    timm model whose classifier is linear over an average pool qualify; None for any other (checked)."""
+    import torch.nn.functional as F
+
+    model.eval()
+    with torch.inference_mode():
+        if isinstance(model, TimePooled):
+            f = model.body.forward_features(x)
+            g = F.adaptive_avg_pool2d(f, (model.pool.output_size[0], f.shape[-1]))  # (1, C, bins, T)
+            logits = model.fc(g.permute(0, 3, 1, 2).flatten(2))[0, :, 0]
+        else:
+            head = model.get_classifier() if hasattr(model, "get_classifier") else None
+            if not isinstance(head, torch.nn.Linear) or not hasattr(model, "forward_features"):
+                return None
+            f = model.forward_features(x)
+            if f.ndim != 4:
+                return None
+            logits = head(f.mean(dim=2).transpose(1, 2))[0, :, 0]
+        whole = model(x).float().reshape(-1)[0]
+    if not torch.isclose(logits.float().mean(), whole, rtol=1e-3, atol=1e-3):
+        return None  # the head is not a linear map of a mean: no exact map along time
+    return logits.float().cpu().numpy().astype(np.float64)
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, key: str = "model") -> None:

@@ -59,6 +59,18 @@ class TrainedBranch:
         """``video_name, prob, status`` per row: mean fold probability, NaN where the modality is unusable."""
         return self.branch.scored(manifest_rows, self._mean_prob)
 
+    def item_probs(self, make_dataset, tta: bool = False) -> np.ndarray:
+        """Each item's probability, the mean over fold models; ``make_dataset(ckpt)`` builds the items with
+        that fold model's normalisation (``ckpt['mean']``, ``ckpt['std']``). For a clip's timeline."""
+        from mmdf.train.aggregate import sigmoid
+
+        probs = []
+        for model, ckpt in self.models:
+            logits = predict_items(model, make_dataset(ckpt), self.branch, self.cfg.train, self.rt, tta=tta,
+                                   desc=f"{self.branch.name} parts")
+            probs.append(sigmoid(logits))
+        return np.mean(probs, axis=0)
+
     def _mean_prob(self, rows: pd.DataFrame) -> np.ndarray:
         tcfg = self.cfg.train
         section = self.branch.section(tcfg)

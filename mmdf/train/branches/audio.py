@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
-from mmdf.train.branches.base import channel_column, targets_of, to_float
+from mmdf.train.branches.base import Segments, channel_column, targets_of, to_float
 from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
 
@@ -166,6 +166,7 @@ class AudioBranch(TorchBranch):
     file_col = "mel_file"
     prepare_keys = ("mel",)
     config_cls = AudioBranchConfig
+    modality = "audio"
 
     def normalization(self, model, section: AudioBranchConfig, fit_rows: pd.DataFrame):
         """The backbone's statistics, or (``normalize: data``) those of up to 512 of the fold's training images."""
@@ -176,6 +177,30 @@ class AudioBranch(TorchBranch):
         pixels = np.concatenate([mel_view(np.load(f), section.view).ravel() for f in picks]).astype(np.float64) / 255.0
         c = section.model.in_chans
         return [float(pixels.mean())] * c, [float(max(pixels.std(), 1e-3))] * c
+
+    def segments(self, trained, row: pd.Series) -> Segments | None:
+        """A class-activation map along time: the network's logit at each time column of its last feature
+        map (their mean is the clip's logit), as a probability, mean of the fold models; the mel image
+        spans the clip's used span. None for a network whose head is not a linear map of a mean."""
+        from mmdf.train.aggregate import sigmoid
+        from mmdf.train.models import time_logits
+
+        section = self.section(trained.cfg.train)
+        rows = pd.DataFrame([row])
+        maps = []
+        for model, ckpt in trained.models:
+            x = self.dataset(rows, section, ckpt["mean"], ckpt["std"], train=False)[0][0][None]
+            cam = time_logits(model, x.to(trained.rt.device))
+            if cam is None:
+                return None
+            maps.append(sigmoid(cam))
+        score = np.mean(maps, axis=0)
+        start = float(row.get("span_start", 0.0)) if pd.notna(row.get("span_start")) else 0.0
+        end = float(row["span_end"]) if pd.notna(row.get("span_end")) else float(row["duration"])
+        edges = np.linspace(start, end, len(score) + 1)
+        return Segments(edges[:-1], edges[1:], score,
+                        how=f"class-activation map along time of the audio CNN ({len(score)} column(s) of its last "
+                            "feature map over the mel image; their mean logit is the clip's)")
 
     def dataset(self, rows: pd.DataFrame, section: AudioBranchConfig, mean, std, train: bool) -> MelDataset:
         return MelDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, mean, std, train)

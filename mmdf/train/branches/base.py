@@ -14,6 +14,7 @@ k-fold trainer take a :class:`Branch` and import this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,21 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError, list_offenders
+
+
+@dataclass
+class Segments:
+    """One branch's scores of parts of one clip in time (seconds on the clip's clock): what a page's
+    timeline shows and ``segments.csv`` holds. ``score``: the probability of each part, the mean of the
+    fold models'; ``how``: how the parts were scored, in words; ``images``: (N, S, S, 3) uint8, one
+    per part where the parts are pictures (face crops); ``curve``: (x, y, label) of a diagnostic curve."""
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    score: np.ndarray
+    how: str
+    images: np.ndarray | None = None
+    curve: tuple[np.ndarray, np.ndarray, str] | None = None
 
 
 class Branch:
@@ -37,6 +53,7 @@ class Branch:
     prepare_keys: ClassVar[tuple[str, ...]]  # prepare.<key> sections its feature depends on
     config_cls: ClassVar[type]  # its section, train.<name>
     self_supervised: ClassVar[bool] = False  # learns from real clips only (see TorchBranch.training_rows)
+    modality: ClassVar[str] = ""  # what its segments localise (audio, visual, sync); "" = clip scores only
 
     def section(self, train_cfg) -> Any:
         """This branch's config section of a :class:`mmdf.train.config.TrainConfig`."""
@@ -82,6 +99,11 @@ class Branch:
         """
         raise NotImplementedError
 
+    def segments(self, trained, row: pd.Series) -> Segments | None:
+        """Scores of parts of one clip (a usable manifest row) in time by ``trained`` (what
+        :meth:`trained` returned); None where the branch scores whole clips only."""
+        return None
+
     def describe_run(self, cfg, manifest: pd.DataFrame, out: Path) -> None:
         """Extra figures of a finished run in ``out`` (none by default); the stack report links them."""
 
@@ -103,3 +125,11 @@ def channel_column(values: list[float]):
 def to_float(x, mean, std):
     """uint8 tensor -> normalised float, as the backbone was trained."""
     return (x.float() / 255.0 - mean) / std
+
+
+def clip_span(row: pd.Series) -> tuple[float, float] | None:
+    """The used span of a manifest row's clip when it is not the whole clip (long clips), else None."""
+    start, end, duration = (float(row.get(k, np.nan)) for k in ("span_start", "span_end", "duration"))
+    if not (np.isfinite(start) and np.isfinite(end)) or (start <= 0 and (not np.isfinite(duration) or end >= duration)):
+        return None
+    return start, end

@@ -20,6 +20,7 @@ still chosen by held-out AUC, as for every branch. Section ``train.sync``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.prepare.config import SyncConfig
-from mmdf.train.branches.base import targets_of
+from mmdf.train.branches.base import Segments, targets_of
 from mmdf.train.branches.torch_branch import TorchBranch
 
 
@@ -132,6 +133,7 @@ class SyncBranch(TorchBranch):
     file_col = "sync_file"
     prepare_keys = ("sync", "faces")
     config_cls = SyncBranchConfig
+    modality = "sync"
     self_supervised = True  # learns from real clips only: a fold needs real clips, not fakes
 
     def create_model(self, model_cfg: SyncModelConfig, prepare=None):
@@ -145,6 +147,32 @@ class SyncBranch(TorchBranch):
 
     def normalization(self, model, section, fit_rows):
         return [0.0], [1.0]  # the dataset scales the mouth to 0-1 and standardises each clip's mel bands
+
+    def segments(self, trained, row: pd.Series) -> Segments | None:
+        """The out-of-sync probability of windows of ``window`` frames every fifth of a window over the sync
+        window, as the clip is; the curve: how the mouth's opening correlates with the voice's loudness
+        when the voice is moved by each lag (a real talking face peaks near 0)."""
+        from mmdf.stats.sync import MAX_LAG, lag_correlation, mouth_signals
+
+        section = self.section(trained.cfg.train)
+        with np.load(row[self.file_col], allow_pickle=False) as z:
+            times, fps, mouth, envelope = z["times"], float(z["fps"]), z["mouth"], z["envelope"]
+        n = section.window
+        if len(times) < n:
+            return None
+        k = (len(times) - n) // max(1, n // 5) + 1
+        windows = dataclasses.replace(section, eval_windows=k)
+        rows = pd.DataFrame([row])
+        probs = trained.item_probs(lambda ckpt: self.dataset(rows, windows, ckpt["mean"], ckpt["std"], False))
+        starts = np.linspace(0, len(times) - n, k).round().astype(int)
+        opening = mouth_signals(mouth)[0]
+        curve = np.abs(lag_correlation(opening, envelope.astype(np.float64)))
+        lags = np.arange(-MAX_LAG, MAX_LAG + 1) / fps
+        return Segments(times[starts], times[starts + n - 1] + 1 / fps, probs,
+                        how=f"windows of {n} frames every {max(1, n // 5)} frames scored by the sync network "
+                            "(mean of the fold models' out-of-sync probabilities)",
+                        curve=(lags, curve, "seconds the voice lags the mouth: |correlation| of mouth opening "
+                                             "with voice loudness (red: the best lag)"))
 
     def dataset(self, rows: pd.DataFrame, section: SyncBranchConfig, mean, std, train: bool) -> SyncDataset:
         return SyncDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, train)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips
-from mmdf.train.branches.base import channel_column, targets_of, to_float
+from mmdf.train.branches.base import Segments, channel_column, clip_span, targets_of, to_float
 from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
 
@@ -169,6 +169,7 @@ class VisualBranch(TorchBranch):
     file_col = "faces_file"
     prepare_keys = ("faces",)
     config_cls = VisualBranchConfig
+    modality = "visual"
 
     def dataset(self, rows: pd.DataFrame, section: VisualBranchConfig, mean, std, train: bool) -> FaceDataset:
         counts = None
@@ -177,6 +178,31 @@ class VisualBranch(TorchBranch):
         frames = section.train_frames if train else None
         return FaceDataset(rows[self.file_col].astype(str).tolist(), targets_of(rows), section, mean, std,
                            train, frames, counts)
+
+    def segments(self, trained, row: pd.Series) -> Segments | None:
+        """Each face crop's probability at the time of its frame. The cache keeps the crops, not their
+        times: the frames are sampled and the face found again as `mmdf prepare` did (the run's own
+        settings); the cached crops are scored where as many are found, else the new ones."""
+        import tempfile
+
+        from mmdf.prepare.faces import timed_faces
+
+        faces, times, frame_s = timed_faces(row["path"], trained.cfg.prepare.faces, clip_span(row))
+        if not len(times):
+            return None
+        cached = np.load(row[self.file_col])
+        crops = cached if len(cached) == len(times) else faces.crops
+        section = self.section(trained.cfg.train)
+        with tempfile.TemporaryDirectory() as tmp:
+            file = str(row[self.file_col])
+            if crops is not cached:
+                file = f"{tmp}/faces.npy"
+                np.save(file, crops)
+            rows = pd.DataFrame([{**row.to_dict(), self.file_col: file, "frames_with_face": len(crops)}])
+            probs = trained.item_probs(lambda ckpt: self.dataset(rows, section, ckpt["mean"], ckpt["std"], False),
+                                       tta=True)
+        return Segments(times, times + frame_s, probs, images=crops,
+                        how="each face crop scored by the visual CNN, the mean of the fold models' probabilities")
 
     def tta_views(self, x, section: VisualBranchConfig) -> list:
         """The batch (B, 3, S, S), plus its mirror image if enabled."""
