@@ -28,6 +28,7 @@ from mmdf.data.labels import DEMO_DATA_ROOT
 from mmdf.demo.encode import write_mp4
 from mmdf.demo.plan import FPS, SAMPLE_RATE, SPLIT_DIRS, ClipSpec, plan_dataset
 from mmdf.demo.render import render_audio, render_frames
+from mmdf.demo.segments import SEGMENT_LABELS, segment_labels
 from mmdf.errors import MmdfError, list_offenders
 from mmdf.files import atomic_write
 from mmdf.prepare.runner import worker_context
@@ -127,8 +128,6 @@ def _write_tables(out: Path, specs: list[ClipSpec]) -> None:
 
 def _write_segment_labels(out: Path, specs: list[ClipSpec]) -> None:
     """Where each clip is manipulated, per modality (see :mod:`mmdf.demo.segments`)."""
-    from mmdf.demo.segments import SEGMENT_LABELS, segment_labels
-
     _write_text(out / SEGMENT_LABELS, segment_labels(specs).to_csv(index=False, lineterminator="\n"))
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmdf.data.labels import load_split
+from mmdf.errors import MmdfError
+from mmdf.predict.segments import SEGMENT_LABELS
+
 HELP = "explain a trained run's scores: a page per clip (verdict, branches, timeline, faces) and segments.csv"
 
 
@@ -23,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmdf.errors import MmdfError
+    # deferred: predict loads the branches' torch and timm; `mmdf --help` and argument errors must not
     from mmdf.predict.predict import predict_clips
 
     if bool(args.inputs) == bool(args.split):
@@ -43,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 def split_inputs(run_dir: str, split: str) -> tuple[list[str], str | None]:
     """The paths of a split of the run's data, and the data root's segment labels where it has them."""
-    from mmdf.data.labels import load_split
+    # deferred: predict loads the branches' torch and timm; `mmdf --help` and argument errors must not
     from mmdf.predict.predict import load_run
-    from mmdf.predict.segments import SEGMENT_LABELS
 
     cfg, _ = load_run(run_dir)
     clips = load_split(cfg.data, split)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from mmdf.files import atomic_write
+from mmdf.predict.page import clip_page, index_page
 from mmdf.predict.segments import SEGMENT_COLUMNS, part_thresholds, read_segment_labels, segment_auc, segment_rows
+from mmdf.train.branches import get_branch
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,6 @@ class ExplainWriter:
 
     def __init__(self, predictor, explain_dir: str | Path | None = None, segments_file: str | Path | None = None,
                  labels: str | Path | None = None):
-        from mmdf.train.branches import get_branch
-
         self.predictor = predictor
         self.dir = Path(explain_dir) if explain_dir is not None else None
         self.segments_file = Path(segments_file) if segments_file is not None else None
@@ -65,8 +65,6 @@ class ExplainWriter:
             self.parts.append(table)
 
     def _page(self, row: pd.Series, segments: dict) -> str:
-        from mmdf.predict.page import clip_page
-
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(row["video_name"])).stem) or "clip"
         name, n = f"{stem}.html", 1
         while name in self.pages:  # the same name in two folders
@@ -81,8 +79,6 @@ class ExplainWriter:
 
     def close(self) -> pd.DataFrame | None:
         """The index page (with an explain folder) and the segment AUCs where labels were given (returned)."""
-        from mmdf.predict.page import index_page
-
         auc = None
         if self.labels is not None and self.parts:
             auc = segment_auc(pd.concat(self.parts, ignore_index=True), self.labels)

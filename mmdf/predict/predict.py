@@ -40,6 +40,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.predict.explain import branch_contributions, reasons
+from mmdf.predict.explainer import ExplainWriter
 from mmdf.predict.features import FeatureIndex, StreamIndex, prepare_groups, prepared_rows, score_cache
 from mmdf.predict.inputs import collect_inputs, screen  # noqa: F401 - collect_inputs: public here
 from mmdf.predict.output import ScoresWriter, format_for, tidy
@@ -126,10 +127,6 @@ class Predictor:
     def segments(self, paths: list[Path]) -> list[dict]:
         """Per path (each scored before by :meth:`score`), ``{branch: Segments}`` of the branches that score
         parts of a clip in time and could use it (see :meth:`mmdf.train.branches.base.Branch.segments`)."""
-        from mmdf.predict.features import prepared_rows
-        from mmdf.prepare.cache import source_fingerprint
-        from mmdf.train.branches import get_branch
-
         paths = [Path(p) for p in paths]
         resolved, sources = [str(p.resolve()) for p in paths], [source_fingerprint(p) for p in paths]
         out: list[dict] = [{} for _ in paths]
@@ -242,8 +239,6 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     start = len(parts[0]) if parts else 0
     explainer = None
     if segments is not None or explain is not None:
-        from mmdf.predict.explainer import ExplainWriter
-
         explainer = ExplainWriter(predictor, explain, segments, segment_labels)
         if start:
             explainer.add(parts[0])  # the rows --resume kept

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
+from mmdf.metrics import roc_auc
 
 SEGMENT_COLUMNS = ["video_name", "modality", "start_s", "end_s", "score"]
 SEGMENT_LABELS = "segment_labels.csv"  # in a data root, where one says where its clips are manipulated
@@ -69,8 +70,6 @@ def label_segments(segments: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
 
 def segment_auc(segments: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Per modality: parts labelled, fake parts, clips, and the ROC AUC of the part scores."""
-    from mmdf.metrics import roc_auc
-
     y = label_segments(segments, labels)
     rows = []
     for modality, part in segments.assign(fake=y).dropna(subset=["fake", "score"]).groupby("modality", sort=False):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmdf.prepare.config import FaceConfig
-from mmdf.prepare.media import read_frames
+from mmdf.prepare.media import index_video, read_frames, read_indexed_frames
 
 
 @dataclass
@@ -340,8 +340,6 @@ def timed_faces(path: str | Path, cfg: FaceConfig, span: tuple[float, float] | N
 
     For a clip's timeline, not for training; one detector per face config is kept for the next call.
     """
-    from mmdf.prepare.media import index_video, read_indexed_frames
-
     if repr(cfg) not in _DETECTORS:
         _DETECTORS[repr(cfg)] = FaceDetector(cfg)
     detector = _DETECTORS[repr(cfg)]

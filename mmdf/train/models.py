@@ -74,7 +74,7 @@ def time_logits(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray | None:
     """The logit of each time column (last axis) of the network's last feature map for one input (1, C, H, W):
     a class-activation map along time, whose mean is the network's logit. A :class:`TimePooled` head or a
     timm model whose classifier is linear over an average pool qualify; None for any other (checked)."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # torch is loaded already (top of the module); F only here
 
     model.eval()
     with torch.inference_mode():

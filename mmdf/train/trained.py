@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from mmdf.errors import MmdfError
+from mmdf.train.aggregate import sigmoid
 from mmdf.train.checkpoint import load_checkpoint
 from mmdf.train.runtime import resolve_runtime
 from mmdf.train.scoring import clip_probs, predict_items
@@ -62,8 +63,6 @@ class TrainedBranch:
     def item_probs(self, make_dataset, tta: bool = False) -> np.ndarray:
         """Each item's probability, the mean over fold models; ``make_dataset(ckpt)`` builds the items with
         that fold model's normalisation (``ckpt['mean']``, ``ckpt['std']``). For a clip's timeline."""
-        from mmdf.train.aggregate import sigmoid
-
         probs = []
         for model, ckpt in self.models:
             logits = predict_items(model, make_dataset(ckpt), self.branch, self.cfg.train, self.rt, tta=tta,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
+from mmdf.train.aggregate import sigmoid
 from mmdf.train.branches.base import Segments, channel_column, targets_of, to_float
 from mmdf.train.branches.torch_branch import TorchBranch
 from mmdf.train.config import ModelConfig
@@ -182,8 +183,7 @@ class AudioBranch(TorchBranch):
         """A class-activation map along time: the network's logit at each time column of its last feature
         map (their mean is the clip's logit), as a probability, mean of the fold models; the mel image
         spans the clip's used span. None for a network whose head is not a linear map of a mean."""
-        from mmdf.train.aggregate import sigmoid
-        from mmdf.train.models import time_logits
+        from mmdf.train.models import time_logits  # deferred: torch and timm, not for loading a config
 
         section = self.section(trained.cfg.train)
         rows = pd.DataFrame([row])

@@ -28,6 +28,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.prepare.config import SyncConfig
+from mmdf.stats.sync import MAX_LAG, lag_correlation, mouth_signals
 from mmdf.train.branches.base import Segments, targets_of
 from mmdf.train.branches.torch_branch import TorchBranch
 
@@ -152,8 +153,6 @@ class SyncBranch(TorchBranch):
         """The out-of-sync probability of windows of ``window`` frames every fifth of a window over the sync
         window, as the clip is; the curve: how the mouth's opening correlates with the voice's loudness
         when the voice is moved by each lag (a real talking face peaks near 0)."""
-        from mmdf.stats.sync import MAX_LAG, lag_correlation, mouth_signals
-
         section = self.section(trained.cfg.train)
         with np.load(row[self.file_col], allow_pickle=False) as z:
             times, fps, mouth, envelope = z["times"], float(z["fps"]), z["mouth"], z["envelope"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mmdf.errors import MmdfError
+from mmdf.prepare.faces import timed_faces
 from mmdf.train.aggregate import aggregate_clips
 from mmdf.train.branches.base import Segments, channel_column, clip_span, targets_of, to_float
 from mmdf.train.branches.torch_branch import TorchBranch
@@ -184,8 +185,6 @@ class VisualBranch(TorchBranch):
         times: the frames are sampled and the face found again as `mmdf prepare` did (the run's own
         settings); the cached crops are scored where as many are found, else the new ones."""
         import tempfile
-
-        from mmdf.prepare.faces import timed_faces
 
         faces, times, frame_s = timed_faces(row["path"], trained.cfg.prepare.faces, clip_span(row))
         if not len(times):
