@@ -6,8 +6,8 @@ same parameters reuse it)::
 
     params.json                      the parameters behind the key
     mel/<split>/<video_name>.npy     (H, W) uint8 mel image (see clip_stem)
-    faces/<split>/<video_name>.npy   (N, S, S, 3) uint8 face crops
-    sync/<split>/<video_name>.npz    mouth crops and audio over a window of frames (see mouth.SyncTrack)
+    faces/<split>/<video_name>.npz   (N, S, S, 3) uint8 face crops, each JPEG-encoded (see store)
+    sync/<split>/<video_name>.npz    mouth crops (one tiled JPEG) and audio over a window (see mouth.SyncTrack)
     journal/shard-<i>-of-<n>.jsonl   one line per finished clip, appended as clips finish
     prepare-<i>-of-<n>.lock          held by the `mmdf prepare` of that shard while it runs
     manifest.parquet                 every clip of the label files, written at the end

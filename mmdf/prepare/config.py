@@ -52,6 +52,10 @@ class FaceConfig:
     interpolate_iou: float = 0.6
     margin: float = 0.3  # added on each side of the (squared) face box, as a share of its size
     crop_size: int = 224  # crops are (crop_size, crop_size, 3) RGB uint8
+    # How the face crops and the sync window's mouth crops are stored (mmdf.prepare.store):
+    # "jpeg", "webp", "png" (lossless) or "raw" (uncompressed, 10x the disk); quality 0-100 (jpeg, webp).
+    codec: Literal["jpeg", "webp", "png", "raw"] = "jpeg"
+    quality: int = 95
     batch_size: int = 16  # frames per MTCNN call; bounds detector memory
 
 
