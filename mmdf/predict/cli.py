@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clips prepared, scored and written per chunk (default 256)")
     parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from mmdf.prepare.cli import add_engine_arguments
+
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or ("scores.jsonl" if args.fmt == "json" else "scores.csv")
     scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers, out=out,
                            fmt=args.fmt, resume=args.resume, cache_dir=args.cache, fpr=args.fpr,
-                           recursive=args.recursive, progress=not args.no_progress)
+                           recursive=args.recursive, progress=not args.no_progress,
+                           engine=(args.engine, args.address))
     unscored = scores["prob"].isna()
     counts = scores.loc[unscored, "status"].value_counts()
     print(f"scored {int((~unscored).sum())} of {len(scores)} clip(s) -> {out}"

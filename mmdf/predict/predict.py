@@ -74,7 +74,8 @@ class Predictor:
     """
 
     def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None, fpr: float | None = None,
-                 progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False):
+                 progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False,
+                 engine: tuple[str | None, str | None] = (None, None)):
         from mmdf.config import load_config
         from mmdf.predict.features import FeatureIndex, StreamIndex, prepare_groups, score_cache
         from mmdf.stack.calibration import load_calibration, pick_threshold
@@ -92,6 +93,9 @@ class Predictor:
         self.trained = {b: get_branch(b).trained(d) for b, d in dirs.items()}  # fold models loaded once
         configs = {b: load_config(d / "config.yaml") for b, d in dirs.items()}
         self.groups = prepare_groups(configs, Path(cache_dir) if cache_dir else self.dir / PREDICT_CACHE, progress)
+        for g in self.groups:  # where the clips are prepared: not in the cache key, so the run's cache stands
+            g.cfg.prepare.engine = engine[0] or g.cfg.prepare.engine
+            g.cfg.prepare.address = engine[1] or g.cfg.prepare.address
         self.group_of = {b: g for g in self.groups for b in g.branches}
         wanted = {str(Path(p).resolve()) for p in expected} if expected is not None else None
         self.indexes = {id(g): FeatureIndex(g.root, wanted) for g in self.groups}  # only these files' rows
@@ -201,14 +205,15 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
                   workers: int | None = None, *, out: str | Path | None = None, fmt: str | None = None,
                   resume: bool = False, cache_dir: str | Path | None = None, fpr: float | None = None,
                   recursive: bool = False, progress: bool = True, stdin=None,
-                  share_streams: bool = False) -> pd.DataFrame:
+                  share_streams: bool = False, engine: tuple[str | None, str | None] = (None, None)) -> pd.DataFrame:
     """Score clips with a finished run; one row per input, in input order (columns: see the module docstring).
 
     ``out``: the scores file, appended chunk by chunk (``fmt`` csv or json
     lines); ``resume`` keeps the rows it already holds for the same inputs and
     scores the rest. ``cache_dir``: predict's feature cache (default
     ``<run>/predict_cache``). ``fpr``: which stored operating point decides.
-    ``share_streams``: see :class:`Predictor`.
+    ``share_streams``: see :class:`Predictor`. ``engine``: (``prepare.engine``, ``prepare.address``) to
+    prepare with instead of the run's (None: the run's), e.g. ``("ray", "auto")``.
     """
     from tqdm.auto import tqdm
 
@@ -218,7 +223,7 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")
     paths = collect_inputs(inputs, recursive=recursive, stdin=stdin)
     predictor = Predictor(run_dir, cache_dir=cache_dir, fpr=fpr, progress=progress, expected=paths,
-                          share_streams=share_streams)
+                          share_streams=share_streams, engine=engine)
     writer = ScoresWriter(out, format_for(out, fmt), predictor.columns) if out is not None else None
     parts = [writer.open([str(p) for p in paths], resume)] if writer is not None else []
     start = len(parts[0]) if parts else 0

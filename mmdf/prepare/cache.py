@@ -50,7 +50,7 @@ SYNC_VERSION = 2
 # Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
 BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face"), "sync": ("ok",)}
 # Parameters that change how fast features are made, not what they are.
-NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
+NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size", "engine", "address"}
 # Parameters of both halves: a sibling cache lends a half only when these agree too.
 SHARED_KEYS = ("version", "min_duration", "max_duration", "truncated", "truncated_tolerance")
 # The parameter sections a sibling cache must share to lend each kind of half.

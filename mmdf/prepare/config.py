@@ -99,6 +99,10 @@ class PrepareConfig:
     # Run clips in worker processes, so that a decoder crash costs one clip, not the run;
     # false runs them in this process (debugging, a handful of clips for `mmdf predict`).
     isolate: bool = True
+    # "local": worker processes on this machine; "ray": Ray tasks on a cluster (mmdf.prepare.ray_engine;
+    # `pip install "mmdf[ray]"`), at `address` ("auto", "ray://head:10001", host:port; null: start a local Ray)
+    engine: Literal["local", "ray"] = "local"
+    address: str | None = None
     mel: MelConfig = field(default_factory=MelConfig)
     faces: FaceConfig = field(default_factory=FaceConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
