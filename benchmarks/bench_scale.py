@@ -108,7 +108,7 @@ def _mmdf(*args: str) -> list[str]:
 def run_size(n: int, demo: Path, work: Path, steps: list[str]) -> dict:
     """Every asked step at ``n`` clips; per step its :func:`measure` figures and seconds per clip."""
     root = scaled_dataset(demo, work / f"data-{n}", n)
-    common = [f"data.root={root}", f"data.cache_dir={work / f'cache-{n}'}", f"data.runs_dir={work / 'runs'}",
+    common = [f"data.root={root}", f"data.cache_dir={work / f'cache-{n}'}", f"runs_dir={work / 'runs'}",
               f"experiment=scale-{n}", "prepare.progress=false"]
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -293,3 +293,14 @@ def test_clip_replaced_in_place_is_prepared_again(tmp_path):
     assert redone == ["a.mp4"]
     assert second.loc[0, "duration"] > first.loc[0, "duration"] + 0.5
     assert second.loc[1, "duration"] == first.loc[1, "duration"]
+
+
+def test_an_address_implies_the_ray_engine_and_refuses_the_local_one():
+    import argparse
+
+    from mmdf.prepare.cli import engine_of
+
+    assert engine_of(argparse.Namespace(engine=None, address=None)) == (None, None)
+    assert engine_of(argparse.Namespace(engine=None, address="auto")) == ("ray", "auto")
+    with pytest.raises(MmdfError, match="--engine ray"):
+        engine_of(argparse.Namespace(engine="local", address="auto"))

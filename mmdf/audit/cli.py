@@ -30,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmdf.audit.config import AuditConfig, parse_perturbations
     from mmdf.audit.run import run_audit
+    from mmdf.prepare.cli import engine_of
 
     config = AuditConfig(split=args.split, perturbations=parse_perturbations(args.perturb),
                          max_clips=args.max_clips, seed=args.seed, jobs=args.jobs, workers=args.workers,
-                         batch_size=args.batch_size, force=args.force, engine=args.engine, address=args.address)
+                         batch_size=args.batch_size, force=args.force, engine=engine_of(args)[0],
+                         address=args.address)
     result = run_audit(args.run, config)
     final = result.table[result.table["score"] == "final"]
     worst = final.loc[final["d_auc"].idxmin()] if final["d_auc"].notna().any() else None

@@ -36,12 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmdf.predict.output import verdict
     from mmdf.predict.predict import predict_clips
+    from mmdf.prepare.cli import engine_of
 
     out = args.out or ("scores.jsonl" if args.fmt == "json" else "scores.csv")
     scores = predict_clips(args.run, args.inputs, batch_size=args.batch_size, workers=args.workers, out=out,
                            fmt=args.fmt, resume=args.resume, cache_dir=args.cache, fpr=args.fpr,
                            recursive=args.recursive, progress=not args.no_progress,
-                           engine=(args.engine, args.address))
+                           engine=engine_of(args))
     unscored = scores["prob"].isna()
     counts = scores.loc[unscored, "status"].value_counts()
     print(f"scored {int((~unscored).sum())} of {len(scores)} clip(s) -> {out}"

@@ -27,18 +27,24 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("local", "ray"), default=None,
                         help="local worker processes (default) or Ray tasks on a cluster (pip install 'mmdf[ray]')")
     parser.add_argument("--address", default=None,
-                        help="with --engine ray: the Ray cluster to join (e.g. auto, or head-node:6379); "
-                             "default: start a Ray on this machine")
+                        help="the Ray cluster to join (e.g. auto, or head-node:6379; implies --engine ray); "
+                             "default with --engine ray: start a Ray on this machine")
+
+
+def engine_of(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(engine, address) of the command line (None where not given); an address needs the Ray engine."""
+    from mmdf.errors import MmdfError
+
+    if args.address and args.engine not in (None, "ray"):
+        raise MmdfError("--address names a Ray cluster: use it with --engine ray")
+    return ("ray" if args.address else args.engine), args.address
 
 
 def apply_engine(prepare_cfg, args: argparse.Namespace) -> None:
     """The command line's ``--engine`` / ``--address`` over a prepare config."""
-    from mmdf.errors import MmdfError
-
-    prepare_cfg.engine = args.engine or prepare_cfg.engine
-    prepare_cfg.address = args.address or prepare_cfg.address
-    if prepare_cfg.address and prepare_cfg.engine != "ray":
-        raise MmdfError("--address names a Ray cluster: add --engine ray (or set prepare.engine=ray)")
+    engine, address = engine_of(args)
+    prepare_cfg.engine = engine or prepare_cfg.engine
+    prepare_cfg.address = address or prepare_cfg.address
 
 
 def run(args: argparse.Namespace) -> int:
