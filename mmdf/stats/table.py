@@ -43,6 +43,9 @@ def _audio_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], d
 def _visual_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], dict]:
     margin = _margin(params)
     key = {"kind": "visual", "version": visual.FEATURE_VERSION, "margin": margin}
+    faces = params.faces if isinstance(params, PrepareConfig) else params
+    if isinstance(faces, FaceConfig):  # lossy storage changes the crops the statistics are taken on
+        key.update(codec=faces.codec, quality=faces.quality)
     return (lambda a: visual.visual_features(a, margin)), visual.clip_feature_names(), key
 
 
