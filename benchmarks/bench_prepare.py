@@ -354,6 +354,71 @@ def bench_halves(paths: list[Path], prepare_cfg, label: str, repeats: int) -> di
     return {"data": label, "clips": len(paths), "ms_per_clip": ms, "sync_over_faces": ms["sync"] / ms["faces"]}
 
 
+# --------------------------------------------------------------------------- the cache's size
+
+
+CODECS = [("raw", 0), ("png", 0), ("jpeg", 90), ("jpeg", 95), ("webp", 90), ("webp", 95)]
+
+
+def clip_bytes(root: Path, row) -> dict[str, int]:
+    """Bytes of each feature file of a manifest row (paths relative to the cache ``root``)."""
+    from mmdf.prepare.row import FEATURE_FILES
+
+    return {kind: (root / getattr(row, col)).stat().st_size if getattr(row, col) else 0
+            for kind, col in FEATURE_FILES.items()}
+
+
+def _codec_row(faces: list, mouths: list, codec: str, quality: int) -> dict:
+    """Bytes a clip (mean), mean absolute error and single-thread decode time (CPU time) per face of one codec."""
+    from mmdf.prepare.store import decode_image, encode_image, pack_mouths, unpack_mouths
+
+    face_bytes, errors, decode_s, n = 0, [], 0.0, 0
+    for crops in faces:
+        for crop in crops:
+            data = encode_image(crop, codec, quality) if codec != "raw" else None
+            t0 = time.thread_time()  # CPU time of this thread: a figure per core even on a busy machine
+            back = decode_image(data, colour=True) if data is not None else np.array(crop)
+            decode_s += time.thread_time() - t0
+            face_bytes += len(data) if data is not None else crop.nbytes
+            errors.append(np.abs(back.astype(np.int16) - crop).mean())
+            n += 1
+    mouth_bytes, mouth_err = 0, []
+    for mouth in mouths:
+        packed = pack_mouths(mouth, codec, quality)
+        mouth_bytes += sum(v.nbytes for v in packed.values())
+        mouth_err.append(np.abs(unpack_mouths(packed).astype(np.int16) - mouth).mean())
+    return {"codec": f"{codec}" + (f" q{quality}" if codec in ("jpeg", "webp") else ""),
+            "face_kb_per_clip": face_bytes / len(faces) / 1024, "face_mae": float(np.mean(errors)),
+            "face_decode_ms": 1000 * decode_s / n, "faces_per_s_per_core": n / decode_s,
+            "mouth_kb_per_clip": mouth_bytes / len(mouths) / 1024, "mouth_mae": float(np.mean(mouth_err))}
+
+
+def bench_cache(paths: list[Path], prepare_cfg, label: str) -> dict:
+    """The cache of ``paths`` with ``prepare_cfg`` (its codec): bytes a clip by feature; and every codec of
+    :data:`CODECS` on the same face and mouth crops: size, error, decode speed on one core."""
+    from mmdf.prepare.clip import ClipTask, process_clip
+    from mmdf.prepare.faces import FaceDetector
+    from mmdf.prepare.mouth import SyncTrack
+    from mmdf.prepare.store import load_crops
+
+    detector = FaceDetector(prepare_cfg.faces)
+    raw_cfg = dataclasses.replace(prepare_cfg, faces=dataclasses.replace(prepare_cfg.faces, codec="raw"))
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as raw:
+        rows = [process_clip(ClipTask("val", p.name, str(p), p.name), prepare_cfg, detector, Path(tmp))
+                for p in paths]
+        sizes = [clip_bytes(Path(tmp), r) for r in rows if r.faces_file and r.sync_file]
+        rows = [process_clip(ClipTask("val", p.name, str(p), p.name), raw_cfg, detector, Path(raw))
+                for p in paths]  # the codecs compared on the crops as they were cut, never decoded
+        rows = [r for r in rows if r.faces_file and r.sync_file]
+        faces = [load_crops(Path(raw) / r.faces_file) for r in rows]
+        mouths = [SyncTrack.load(Path(raw) / r.sync_file).mouth for r in rows]
+    kb = {kind: float(np.mean([s[kind] for s in sizes])) / 1024 for kind in sizes[0]}
+    largest = max(sum(s.values()) for s in sizes) / 1024
+    return {"data": label, "clips": len(rows), "codec": f"{prepare_cfg.faces.codec} q{prepare_cfg.faces.quality}",
+            "kb_per_clip": {**kb, "total": sum(kb.values()), "largest_clip": largest},
+            "codecs": [_codec_row(faces, mouths, codec, quality) for codec, quality in CODECS]}
+
+
 # --------------------------------------------------------------------------- whole runs
 
 
@@ -413,6 +478,7 @@ def run_benchmark(cfg, demo_cfg, n_demo: int = 20, repeats: int = 5, full: bool 
         full_prepare = dataclasses.replace(cfg.prepare, faces=full_faces)
         results["halves"]["realdata_1080p"] = bench_halves(real, full_prepare, "the shared 1080p clips",
                                                            max(1, repeats // 2))
+        results["cache"] = bench_cache(real, full_prepare, f"the {len(real)} shared 1080p clips, full-size settings")
     else:
         results["skipped"] = f"no 1080p rows: {REALDATA} is absent"
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -457,6 +523,8 @@ def format_table(results: dict) -> str:
         ms = r["ms_per_clip"]
         lines.append(f"{'halves, ' + name + ' (' + str(r['clips']) + ')':<36} mel {ms['mel']:.1f}, faces "
                      f"{ms['faces']:.1f}, sync {ms['sync']:.1f}: sync = {r['sync_over_faces']:.2f}x faces")
+    if "cache" in results:
+        lines += format_cache(results["cache"])
     lines.append(f"{'peak RSS of the per-core run (MiB)':<36} {results['peak_rss_mib']:>8.0f}")
     if "prepare_demo" in results:
         r = results["prepare_demo"]
@@ -464,6 +532,21 @@ def format_table(results: dict) -> str:
                      f"({r['seconds']:.1f} s; worker peak RSS {r['peak_rss_worker_mib']:.0f} MiB)")
     lines += [results["skipped"]] if "skipped" in results else []
     return "\n".join(lines)
+
+
+def format_cache(r: dict) -> list[str]:
+    """The cache rows: bytes a clip as stored, then the codecs side by side."""
+    kb = r["kb_per_clip"]
+    lines = [f"cache, {r['data']}, {r['codec']}: {kb['total']:.0f} KB a clip (mel {kb['mel']:.0f}, faces "
+             f"{kb['faces']:.0f}, sync {kb['sync']:.0f}; the largest clip {kb['largest_clip']:.0f}); "
+             "the target is at most 400 KB",
+             f"  {'codec':<9} {'faces KB/clip':>13} {'MAE':>5} {'ms/face':>8} {'faces/s/core':>12} "
+             f"{'mouths KB/clip':>14} {'MAE':>5}"]
+    for c in r["codecs"]:
+        lines.append(f"  {c['codec']:<9} {c['face_kb_per_clip']:>13.0f} {c['face_mae']:>5.2f} "
+                     f"{c['face_decode_ms']:>8.2f} {c['faces_per_s_per_core']:>12.0f} "
+                     f"{c['mouth_kb_per_clip']:>14.0f} {c['mouth_mae']:>5.2f}")
+    return lines
 
 
 def main() -> None:
@@ -476,9 +559,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per row (faces 1080p: half)")
     parser.add_argument("--no-full", action="store_true", help="skip the whole-dataset `mmdf prepare` run")
     parser.add_argument("--out", default=str(REPO / "runs/bench_prepare/results.json"))
+    parser.add_argument("--cache-only", action="store_true",
+                        help="only the cache rows: bytes a clip and the codecs, on the shared 1080p clips")
     args = parser.parse_args()
 
     from mmdf.run_config import load_config
+
+    if args.cache_only:
+        _single_thread()
+        cfg = load_config(args.config)
+        real = sorted(p for p in REALDATA.glob("*.mp4") if p.name != "corrupted.mp4")
+        prepare = dataclasses.replace(cfg.prepare, faces=dataclasses.replace(cfg.prepare.faces, num_frames=K_FULL))
+        print("\n".join(format_cache(bench_cache(real, prepare, f"the {len(real)} shared 1080p clips"))))
+        return
 
     demo_root = demo_clips(Path(args.demo), max(args.n_demo, 40))
     demo_cfg = load_config(args.demo_config, [f"data.root={demo_root}", "prepare.progress=false"])

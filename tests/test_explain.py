@@ -135,7 +135,7 @@ def test_detection_scale_follows_the_frame_and_keeps_small_clips_as_they_were():
 def test_the_demo_settings_find_the_faces_of_1080p_footage(tmp_path):
     """The demo's preprocessing (set up on 256-px clips) on the DFDC clips: faces and mouths found, crops
     of the run's size. Before, detection at 128 px on the longer side called both no_face."""
-    from mmdf.config import load_config
+    from mmdf.run_config import load_config
     from mmdf.prepare import runner
     from mmdf.prepare.cache import cache_root
 

@@ -66,10 +66,14 @@ def make_mixed_folder(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny trained, stacked run and a folder of mixed inputs."""
+    return make_tiny_run(tmp_path_factory.mktemp("predict_run"))
+
+
+def make_tiny_run(tmp: Path) -> tuple[Path, Path]:
+    """(run folder, folder of mixed inputs) of a tiny trained, stacked run (audio and visual branches)."""
     from mmdf.stack.run import run_stack
     from mmdf.train.kfold import train_branch
 
-    tmp = tmp_path_factory.mktemp("predict_run")
     manifest = make_manifest(tmp)
     cfg = tiny_config(tmp, extra=["stack.lightgbm.min_child_samples=2", "train.epochs=1",
                                   f"data.cache_dir={tmp / 'prep'}", *PREP])

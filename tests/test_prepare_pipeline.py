@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import shutil
 
@@ -17,6 +18,7 @@ from mmdf.prepare.cache import cache_root, read_journal
 from mmdf.prepare.manifest import COLUMNS, load_manifest
 from mmdf.prepare.runner import merge_shards, prepare_dataset
 from mmdf.prepare.row import FEATURE_FILES
+from mmdf.prepare.store import load_crops, read_sync
 
 FAST = [
     "prepare.isolate=false", "prepare.progress=false", "prepare.faces.num_frames=4",
@@ -97,13 +99,13 @@ def test_features_have_contract_shapes(single_run):
     by_name = manifest.set_index("video_name")
     good = by_name.loc["good.mp4"]
     mel = np.load(good.mel_file)
-    faces = np.load(good.faces_file)
+    faces = load_crops(good.faces_file)
     assert mel.dtype == np.uint8 and mel.shape == (64, 64)
     assert faces.dtype == np.uint8 and faces.shape == (good.frames_with_face, 64, 64, 3)
     assert good.frames_sampled == 4 and good.frames_with_face >= 1 and good.face_conf_mean > 0.9
     assert np.load(by_name.loc["silent.mp4", "mel_file"]).max() == 0  # constant signal, no NaN
     street = by_name.loc["street.mp4"]
-    assert np.load(street.faces_file).shape[1:] == (64, 64, 3)
+    assert load_crops(street.faces_file).shape[1:] == (64, 64, 3)
     for name in ("no_audio.mp4", "short.mp4", "gone.mp4", "empty.mp4"):
         assert by_name.loc[name, "mel_file"] == ""
     assert by_name.loc["no_face.mp4", "faces_file"] == ""
@@ -146,7 +148,7 @@ def test_mel_ablation_takes_the_faces_from_the_sibling_cache(single_run, dataset
     pd.testing.assert_frame_equal(mels[visual], manifest[visual])
     good_new, good_old = mels.set_index("video_name").loc["good.mp4"], manifest.set_index("video_name").loc["good.mp4"]
     assert good_new.faces_file != good_old.faces_file
-    assert np.array_equal(np.load(good_new.faces_file), np.load(good_old.faces_file))
+    assert filecmp.cmp(good_new.faces_file, good_old.faces_file, shallow=False)  # linked, not re-encoded
     assert not np.array_equal(np.load(good_new.mel_file), np.load(good_old.mel_file))  # the mels are new
     assert "no face" in mels.set_index("video_name").loc["no_face.mp4", "error"]
     for name in manifest.loc[manifest.sync_status == "ok", "video_name"]:  # the sync half is lent too
@@ -164,9 +166,9 @@ def test_a_lent_face_half_gives_the_sync_half_it_would_have_had(single_run, data
     assert lent.set_index("video_name").loc["good.mp4", "faces_file"].startswith(str(tmp_path / "beside"))
     assert (lent.sync_status == alone.sync_status).all() and (lent.sync_status == "ok").any()
     for name in alone.loc[alone.sync_status == "ok", "video_name"]:
-        a, b = (np.load(m.set_index("video_name").loc[name, "sync_file"]) for m in (lent, alone))
+        a, b = (read_sync(m.set_index("video_name").loc[name, "sync_file"]) for m in (lent, alone))
         assert a["mouth"].shape[1:] == (32, 32)
-        assert all(np.array_equal(a[k], b[k]) for k in b.files), name
+        assert all(np.array_equal(a[k], b[k]) for k in ("mouth", "mel", "envelope", "artefacts", "times")), name
 
 
 def test_second_run_is_a_no_op(single_run):
@@ -291,3 +293,14 @@ def test_clip_replaced_in_place_is_prepared_again(tmp_path):
     assert redone == ["a.mp4"]
     assert second.loc[0, "duration"] > first.loc[0, "duration"] + 0.5
     assert second.loc[1, "duration"] == first.loc[1, "duration"]
+
+
+def test_an_address_implies_the_ray_engine_and_refuses_the_local_one():
+    import argparse
+
+    from mmdf.prepare.cli import engine_of
+
+    assert engine_of(argparse.Namespace(engine=None, address=None)) == (None, None)
+    assert engine_of(argparse.Namespace(engine=None, address="auto")) == ("ray", "auto")
+    with pytest.raises(MmdfError, match="--engine ray"):
+        engine_of(argparse.Namespace(engine="local", address="auto"))

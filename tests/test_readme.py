@@ -40,8 +40,9 @@ def test_readme_has_the_two_set_up_commands_and_ci_runs_the_second():
     assert demo == 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/mmdf demo'
     assert tests == 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/pytest -q'
     (ci,) = _commands((REPO / ".ci" / "run").read_text())
-    # CI adds only a quiet install and the docs extra (it builds the site after the tests)
-    assert ci.replace("pip install -q ", "pip install ").replace('".[dev,docs]"', '".[dev]"') == tests
+    # CI adds only a quiet install, the docs extra (it builds the site after the tests) and the ray extra
+    # (so that the Ray engine's tests run rather than skip)
+    assert ci.replace("pip install -q ", "pip install ").replace('".[dev,docs,ray]"', '".[dev]"') == tests
     assert "mkdocs build --strict" in (REPO / ".ci" / "run").read_text()
 
 

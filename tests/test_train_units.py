@@ -12,6 +12,7 @@ from mmdf.run_config import load_config
 from mmdf.errors import MmdfError
 from mmdf.train.aggregate import aggregate_clips, confident_rule, sigmoid
 from mmdf.train.branches import get_branch
+from mmdf.prepare.store import load_crops
 from mmdf.train.branches.audio import AudioAugConfig, AudioBranchConfig, AudioTTAConfig, SpecAugment
 from mmdf.train.branches.visual import VisualAugConfig, VisualBranchConfig, VisualTTAConfig, face_augment
 from mmdf.train.cli import parse_folds
@@ -129,7 +130,7 @@ def test_datasets_shapes_and_missing_cache_error(tmp_path):
     assert len(faces) == 12 and faces[0][0].shape == (3, 32, 32)
     cfg.visual.center_crop = 0.5
     tight = visual.dataset(manifest[ok], cfg.visual, [0.5] * 3, [0.5] * 3, train=False)
-    raw = np.load(manifest[ok]["faces_file"].iloc[0])[0, 8:24, 8:24]  # central half of 32 px
+    raw = load_crops(manifest[ok]["faces_file"].iloc[0])[0, 8:24, 8:24]  # central half of 32 px
     expected = (torch.nn.functional.interpolate(torch.from_numpy(raw).permute(2, 0, 1)[None].float(),
                 size=32, mode="bilinear", antialias=True)[0] / 255 - 0.5) / 0.5
     assert torch.allclose(tight[0][0], expected, atol=0.02)

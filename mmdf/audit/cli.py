@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mmdf.audit.perturb import PERTURBATIONS
+from mmdf.prepare.cli import add_engine_arguments, engine_of
 
 HELP = "audit a finished run: scores under perturbations (re-encoding, resampling, silence) and shortcut probes"
 
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="clips perturbed at once (default 2)")
     parser.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=1024, help="clips per predict chunk (default 1024)")
+    add_engine_arguments(parser)
     parser.add_argument("--force", action="store_true",
                         help="drop the audit's cache and redo everything (e.g. after the clips changed)")
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = AuditConfig(split=args.split, perturbations=parse_perturbations(args.perturb),
                          max_clips=args.max_clips, seed=args.seed, jobs=args.jobs, workers=args.workers,
-                         batch_size=args.batch_size, force=args.force)
+                         batch_size=args.batch_size, force=args.force, engine=engine_of(args)[0],
+                         address=args.address)
     result = run_audit(args.run, config)
     final = result.table[result.table["score"] == "final"]
     worst = final.loc[final["d_auc"].idxmin()] if final["d_auc"].notna().any() else None

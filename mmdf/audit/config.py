@@ -22,6 +22,8 @@ class AuditConfig:
     seed: int = 0
     jobs: int = 2  # clips perturbed at once (one single-threaded ffmpeg each)
     workers: int | None = None  # preprocessing processes for scoring (None: the run's prepare.workers)
+    engine: str | None = None  # "local" or "ray" (None: the run's prepare.engine), see mmdf.prepare.ray_engine
+    address: str | None = None  # the Ray cluster with engine "ray" (None: start a local Ray)
     # clips per predict chunk: the audit scores every perturbation in one predict call, and each chunk
     # starts the branches' data loaders afresh, so its chunks are larger than predict's default
     batch_size: int = 1024

@@ -97,7 +97,7 @@ def score(run_dir: Path, paths: list[str], config: AuditConfig) -> pd.DataFrame:
     """
     return predict_clips(run_dir, paths, batch_size=config.batch_size, workers=config.workers,
                          cache_dir=AuditCache(run_dir / "audit" / "cache", config.split).features,
-                         progress=config.progress, share_streams=True)
+                         progress=config.progress, share_streams=True, engine=(config.engine, config.address))
 
 
 def score_all(run_dir: Path, done: dict[str, pd.DataFrame], config: AuditConfig) -> dict[str, pd.DataFrame]:

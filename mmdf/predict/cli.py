@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmdf.prepare.cli import add_engine_arguments, engine_of
+
 HELP = "score new clips with a trained run"
 
 
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="manipulated spans (video_name, modality, start_s, end_s, fake; the demo's "
                              "segment_labels.csv): segment-level AUC per modality")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
                            fmt=args.fmt, resume=args.resume, cache_dir=args.cache, fpr=args.fpr,
                            recursive=args.recursive, progress=not args.no_progress,
                            segments=Path(out).parent / "segments.csv" if args.segments else None,
-                           explain=args.explain, segment_labels=args.segment_labels)
+                           explain=args.explain, segment_labels=args.segment_labels,
+                           engine=engine_of(args))
     unscored = scores["prob"].isna()
     counts = scores.loc[unscored, "status"].value_counts()
     print(f"scored {int((~unscored).sum())} of {len(scores)} clip(s) -> {out}"

@@ -81,7 +81,8 @@ class Predictor:
     """
 
     def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None, fpr: float | None = None,
-                 progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False):
+                 progress: bool = True, expected: Iterable[Path] | None = None, share_streams: bool = False,
+                 engine: tuple[str | None, str | None] = (None, None)):
         self.dir = Path(run_dir)
         _, self.stacker = load_run(self.dir)
         self.calibration = load_calibration(self.dir / "stack")
@@ -95,6 +96,9 @@ class Predictor:
                         for b, d in dirs.items()}
         configs = {b: load_config(d / "config.yaml") for b, d in dirs.items()}
         self.groups = prepare_groups(configs, Path(cache_dir) if cache_dir else self.dir / PREDICT_CACHE, progress)
+        for g in self.groups:  # where the clips are prepared: not in the cache key, so the run's cache stands
+            g.cfg.prepare.engine = engine[0] or g.cfg.prepare.engine
+            g.cfg.prepare.address = engine[1] or g.cfg.prepare.address
         self.group_of = {b: g for g in self.groups for b in g.branches}
         wanted = {str(Path(p).resolve()) for p in expected} if expected is not None else None
         self.indexes = {id(g): FeatureIndex(g.root, wanted) for g in self.groups}  # only these files' rows
@@ -215,7 +219,8 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
                   resume: bool = False, cache_dir: str | Path | None = None, fpr: float | None = None,
                   recursive: bool = False, progress: bool = True, stdin=None,
                   share_streams: bool = False, segments: str | Path | None = None,
-                  explain: str | Path | None = None, segment_labels: str | Path | None = None) -> pd.DataFrame:
+                  explain: str | Path | None = None, segment_labels: str | Path | None = None,
+                  engine: tuple[str | None, str | None] = (None, None)) -> pd.DataFrame:
     """Score clips with a finished run; one row per input, in input order (columns: see the module docstring).
 
     ``out``: the scores file, appended chunk by chunk (``fmt`` csv or json
@@ -226,6 +231,8 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
     this CSV; ``explain``: write a page per scored clip and an index to this folder (and its
     ``segments.csv``); ``segment_labels``: a table of manipulated spans, for the segment-level AUC
     (see :mod:`mmdf.predict.explainer`).
+    ``engine``: (``prepare.engine``, ``prepare.address``) to prepare with instead of the run's (None: the
+    run's), e.g. ``("ray", "auto")``.
     """
     from tqdm.auto import tqdm
 
@@ -233,7 +240,7 @@ def predict_clips(run_dir: str | Path, inputs: Iterable[str | Path], batch_size:
         raise MmdfError(f"batch size must be at least 1, got {batch_size}")
     paths = collect_inputs(inputs, recursive=recursive, stdin=stdin)
     predictor = Predictor(run_dir, cache_dir=cache_dir, fpr=fpr, progress=progress, expected=paths,
-                          share_streams=share_streams)
+                          share_streams=share_streams, engine=engine)
     writer = ScoresWriter(out, format_for(out, fmt), predictor.columns) if out is not None else None
     parts = [writer.open([str(p) for p in paths], resume)] if writer is not None else []
     start = len(parts[0]) if parts else 0

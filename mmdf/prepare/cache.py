@@ -6,8 +6,8 @@ same parameters reuse it)::
 
     params.json                      the parameters behind the key
     mel/<split>/<video_name>.npy     (H, W) uint8 mel image (see clip_stem)
-    faces/<split>/<video_name>.npy   (N, S, S, 3) uint8 face crops
-    sync/<split>/<video_name>.npz    mouth crops and audio over a window of frames (see mouth.SyncTrack)
+    faces/<split>/<video_name>.npz   (N, S, S, 3) uint8 face crops, each JPEG-encoded (see store)
+    sync/<split>/<video_name>.npz    mouth crops (one tiled JPEG) and audio over a window (see mouth.SyncTrack)
     journal/shard-<i>-of-<n>.jsonl   one line per finished clip, appended as clips finish
     prepare-<i>-of-<n>.lock          held by the `mmdf prepare` of that shard while it runs
     manifest.parquet                 every clip of the label files, written at the end
@@ -50,7 +50,7 @@ SYNC_VERSION = 2
 # Statuses of a half worth borrowing: the costly outcomes (the others are found before any work).
 BORROWABLE = {"mel": ("ok",), "faces": ("ok", "no_face"), "sync": ("ok",)}
 # Parameters that change how fast features are made, not what they are.
-NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size"}
+NOT_IN_KEY = {"workers", "device", "progress", "isolate", "batch_size", "engine", "address"}
 # Parameters of both halves: a sibling cache lends a half only when these agree too.
 SHARED_KEYS = ("version", "min_duration", "max_duration", "truncated", "truncated_tolerance")
 # The parameter sections a sibling cache must share to lend each kind of half.

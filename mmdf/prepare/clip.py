@@ -39,6 +39,7 @@ from mmdf.prepare.media import (
 )
 from mmdf.prepare.mouth import MouthAnchors, SyncTrack, mouth_track, with_audio_of
 from mmdf.prepare.row import FEATURE_FILES, KIND_FIELDS, STATUS_ORDER, ManifestRow  # noqa: F401 - STATUS_ORDER
+from mmdf.prepare.store import save_crops
 
 
 @dataclass
@@ -185,7 +186,7 @@ def _make_sync(job: _Job) -> _Outcome:
             _find_faces(job, index_video(job.task.path, job.trimmed))
         track = mouth_track(job.task.path, job.span, job.cfg.sync, job.cfg.faces, job.detector, job.anchors)
     rel = feature_relpath("sync", job.task.split, job.task.stem)
-    save_arrays(job.root / rel, **track.arrays())
+    save_arrays(job.root / rel, **track.arrays(job.cfg.faces.codec, job.cfg.faces.quality))
     return _Outcome({"sync_status": "ok", "sync_file": rel})
 
 
@@ -236,7 +237,7 @@ def _make_faces(job: _Job) -> _Outcome:
         notes.append(f"no face in any of {faces.frames_sampled} sampled frames")
         return _Outcome({**fields, "visual_status": "no_face"}, "; video: ".join(notes), truncated=cut)
     rel = feature_relpath("faces", job.task.split, job.task.stem)
-    save_array(job.root / rel, faces.crops)
+    save_crops(job.root / rel, faces.crops, job.cfg.faces.codec, job.cfg.faces.quality)
     fields.update(visual_status="ok", faces_file=rel, face_conf_mean=round(faces.conf_mean, 5))
     return _Outcome(fields, note, truncated=cut)
 

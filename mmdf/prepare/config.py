@@ -57,6 +57,10 @@ class FaceConfig:
     interpolate_iou: float = 0.6
     margin: float = 0.3  # added on each side of the (squared) face box, as a share of its size
     crop_size: int = 224  # crops are (crop_size, crop_size, 3) RGB uint8
+    # How the face crops and the sync window's mouth crops are stored (mmdf.prepare.store):
+    # "jpeg", "webp", "png" (lossless) or "raw" (uncompressed, 10x the disk); quality 0-100 (jpeg, webp).
+    codec: Literal["jpeg", "webp", "png", "raw"] = "jpeg"
+    quality: int = 95
     batch_size: int = 16  # frames per MTCNN call; bounds detector memory
 
 
@@ -100,6 +104,10 @@ class PrepareConfig:
     # Run clips in worker processes, so that a decoder crash costs one clip, not the run;
     # false runs them in this process (debugging, a handful of clips for `mmdf predict`).
     isolate: bool = True
+    # "local": worker processes on this machine; "ray": Ray tasks on a cluster (mmdf.prepare.ray_engine;
+    # `pip install "mmdf[ray]"`), at `address` ("auto", "ray://head:10001", host:port; null: start a local Ray)
+    engine: Literal["local", "ray"] = "local"
+    address: str | None = None
     mel: MelConfig = field(default_factory=MelConfig)
     faces: FaceConfig = field(default_factory=FaceConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

@@ -30,6 +30,7 @@ import numpy as np
 from mmdf.prepare.config import FaceConfig, SyncConfig
 from mmdf.prepare.faces import FaceResult, _cut, track_main_face
 from mmdf.prepare.media import MediaError, decode_audio, open_without_video_probe, read_window
+from mmdf.prepare.store import pack_mouths, read_sync
 
 ARTEFACTS = ("log_sharpness_ratio", "log_hf_ratio", "colour_distance")  # mouth region against upper face
 MEL_HOP_S = 0.01
@@ -47,15 +48,24 @@ class SyncTrack:
     artefacts: np.ndarray
     times: np.ndarray
     fps: float
+    # the mouth crops as a cache file stores them, where the track was read from one: lending the
+    # track to another cache copies these bytes instead of encoding the decoded crops again (lossy)
+    stored_mouth: dict | None = None
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"mouth": self.mouth, "mel": self.mel, "envelope": self.envelope, "artefacts": self.artefacts,
-                "times": self.times, "fps": np.float64(self.fps)}
+    def arrays(self, codec: str | None = None, quality: int = 95) -> dict[str, np.ndarray]:
+        """The arrays; with ``codec``, as the cache stores them: the mouth crops encoded (mmdf.prepare.store),
+        or the bytes they were read from."""
+        if codec is None:
+            mouth = {"mouth": self.mouth}
+        else:
+            mouth = self.stored_mouth if self.stored_mouth is not None else pack_mouths(self.mouth, codec, quality)
+        return {**mouth, "mel": self.mel, "envelope": self.envelope,
+                "artefacts": self.artefacts, "times": self.times, "fps": np.float64(self.fps)}
 
     @classmethod
     def load(cls, path: str | Path) -> "SyncTrack":
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["mouth"], z["mel"], z["envelope"], z["artefacts"], z["times"], float(z["fps"]))
+        z = read_sync(path)
+        return cls(z["mouth"], z["mel"], z["envelope"], z["artefacts"], z["times"], float(z["fps"]), z["stored"])
 
 
 @dataclass
@@ -82,7 +92,7 @@ class MouthAnchors:
 def with_audio_of(track: SyncTrack, path: str | Path, cfg: SyncConfig) -> SyncTrack:
     """``track``'s mouth, with the audio of ``path`` at the same frames (its video stream is ``track``'s)."""
     mel, envelope = frame_audio(path, track.times, track.fps, cfg)
-    return SyncTrack(track.mouth, mel, envelope, track.artefacts, track.times, track.fps)
+    return SyncTrack(track.mouth, mel, envelope, track.artefacts, track.times, track.fps, track.stored_mouth)
 
 
 def sync_window(span: tuple[float, float], seconds: float) -> tuple[float, float]:

@@ -106,7 +106,9 @@ DTYPES = {f.name: f.metadata["dtype"] for f in dataclasses.fields(ManifestRow)}
 # the fields each half of the features fills in (a half borrowed from a sibling cache copies these)
 KIND_FIELDS = {kind: tuple(f.name for f in _fields(kind=kind)) for kind in ("mel", "faces", "sync")}
 FEATURE_FILES = {"mel": "mel_file", "faces": "faces_file", "sync": "sync_file"}
-FEATURE_SUFFIX = {"mel": ".npy", "faces": ".npy", "sync": ".npz"}  # sync: several arrays of one window
+# faces: the encoded crops and their offsets (mmdf.prepare.store; ".npy", raw, in caches of older versions);
+# sync: several arrays of one window
+FEATURE_SUFFIX = {"mel": ".npy", "faces": ".npz", "sync": ".npz"}
 KIND_STATUS = {"mel": "audio_status", "faces": "visual_status", "sync": "sync_status"}
 
 

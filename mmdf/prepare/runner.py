@@ -257,7 +257,8 @@ def run_tasks(
     tasks: Iterable[ClipTask], prepare_cfg, root: Path, journal: Path | None,
     sink=None, workers: int | None = None, total: int | None = None,
 ) -> None:
-    """Process ``tasks`` (``total`` of them) in worker processes; each finished row goes to ``journal`` and ``sink``.
+    """Process ``tasks`` (``total`` of them) in worker processes, or as Ray tasks (``prepare.engine: ray``);
+    each finished row goes to ``journal`` and ``sink``.
 
     ``sink(row, task)`` receives every :class:`ManifestRow` with its task.
     """
@@ -266,6 +267,11 @@ def run_tasks(
         return
     report = _Report(total, prepare_cfg.progress, journal, sink)
     try:
+        if prepare_cfg.engine == "ray":
+            from mmdf.prepare.ray_engine import run_on_ray  # deferred: ray is an extra
+
+            run_on_ray(tasks, prepare_cfg, root, report, workers or prepare_cfg.workers)
+            return
         if not prepare_cfg.isolate:
             set_worker_state(prepare_cfg, root, threads=None)
             for task in tasks:

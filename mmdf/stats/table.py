@@ -20,11 +20,14 @@ import pandas as pd
 from mmdf.files import atomic_write
 from mmdf.prepare.cache import SYNC_VERSION
 from mmdf.prepare.config import FaceConfig, MelConfig, PrepareConfig
+from mmdf.prepare.store import load_crops, read_sync
 from mmdf.stats import audio, sync, visual
 
 # kind -> (manifest status column, manifest file column)
 KINDS = {"audio": ("audio_status", "mel_file"), "visual": ("visual_status", "faces_file"),
          "sync": ("sync_status", "sync_file")}
+# how each kind's cached file is read
+READERS = {"mel_file": lambda p: np.load(p, allow_pickle=False), "faces_file": load_crops, "sync_file": read_sync}
 KEY_FIELD = b"mmdf_stats_key"
 ROW_ID = "_row_id"
 
@@ -40,6 +43,9 @@ def _audio_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], d
 def _visual_spec(params: Any) -> tuple[Callable[[np.ndarray], dict], list[str], dict]:
     margin = _margin(params)
     key = {"kind": "visual", "version": visual.FEATURE_VERSION, "margin": margin}
+    faces = params.faces if isinstance(params, PrepareConfig) else params
+    if isinstance(faces, FaceConfig):  # lossy storage changes the crops the statistics are taken on
+        key.update(codec=faces.codec, quality=faces.quality)
     return (lambda a: visual.visual_features(a, margin)), visual.clip_feature_names(), key
 
 
@@ -101,7 +107,7 @@ def stats_table(manifest: pd.DataFrame, kind: str, params: Any, cache_file: Path
     # one BLAS thread: the arrays are small, and a busy machine stalls BLAS's threads on each other
     with threadpool_limits(limits=1):
         for i in tqdm(todo, desc=f"{kind} statistics", unit="clip", disable=not (progress and todo)):
-            rows[i] = func(load_feature(files[i]))
+            rows[i] = func(load_feature(files[i], kind))
     table = pd.DataFrame([[r.get(n, np.nan) for n in names] for r in rows], index=manifest.index,
                          columns=names, dtype=float)
     table.insert(0, "video_name", manifest["video_name"].to_numpy())
@@ -111,12 +117,10 @@ def stats_table(manifest: pd.DataFrame, kind: str, params: Any, cache_file: Path
     return table
 
 
-def load_feature(path: str):
-    """A cached feature: the array of a ``.npy`` file, the named arrays of a ``.npz`` one (read, then closed)."""
-    if str(path).endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    return np.load(path, allow_pickle=False)
+def load_feature(path: str, kind: str = "audio"):
+    """A cached feature of ``kind`` (see :data:`KINDS`): the mel image, the decoded face crops, the sync
+    window's arrays with its mouth crops decoded (mmdf.prepare.store reads old raw caches as they are)."""
+    return READERS[KINDS[kind][1]](path)
 
 
 def row_ids(manifest: pd.DataFrame, status_col: str, file_col: str) -> list[str]:

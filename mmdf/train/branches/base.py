@@ -49,7 +49,7 @@ class Branch:
     name: ClassVar[str]
     describe: ClassVar[str]  # for --help: what the branch looks at
     status_col: ClassVar[str]  # manifest column, 'ok' where the modality is usable
-    file_col: ClassVar[str]  # manifest column naming the cached .npy feature
+    file_col: ClassVar[str]  # manifest column naming the cached feature file
     prepare_keys: ClassVar[tuple[str, ...]]  # prepare.<key> sections its feature depends on
     config_cls: ClassVar[type]  # its section, train.<name>
     self_supervised: ClassVar[bool] = False  # learns from real clips only (see TorchBranch.training_rows)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.prepare.config import SyncConfig
+from mmdf.prepare.store import read_sync
 from mmdf.stats.sync import MAX_LAG, lag_correlation, mouth_signals
 from mmdf.train.branches.base import Segments, targets_of
 from mmdf.train.branches.torch_branch import TorchBranch
@@ -61,8 +62,8 @@ class SyncBranchConfig:
 
 def read_window(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(mouth (T, S*S) uint8, log-mel (T, n_mels) standardised per band) of a cached sync window."""
-    with np.load(path, allow_pickle=False) as z:
-        mouth, mel = z["mouth"], z["mel"].astype(np.float32)
+    z = read_sync(path)
+    mouth, mel = z["mouth"], z["mel"].astype(np.float32)
     mel = (mel - mel.mean(axis=0)) / (mel.std(axis=0) + 1e-3)
     return mouth.reshape(len(mouth), -1), mel
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mmdf.errors import MmdfError
 from mmdf.prepare.faces import timed_faces
+from mmdf.prepare.store import crop_count, load_crops
 from mmdf.train.aggregate import aggregate_clips
 from mmdf.train.branches.base import Segments, channel_column, clip_span, targets_of, to_float
 from mmdf.train.branches.torch_branch import TorchBranch
@@ -106,7 +107,7 @@ def face_items(files: list[str], counts: list[int] | None, frames: int | None) -
         if counts is not None:  # the manifest's frames_with_face: no need to open every file
             n = int(counts[i])
         else:
-            shape = np.load(f, mmap_mode="r").shape
+            shape = crop_count(f)
             if len(shape) != 4 or shape[-1] != 3:
                 raise MmdfError(f"{f}: expected (N, S, S, 3) face crops, got shape {shape}")
             n = shape[0]
@@ -121,7 +122,7 @@ def face_items(files: list[str], counts: list[int] | None, frames: int | None) -
 
 
 class FaceDataset:
-    """Face crops (uint8 (N, S, S, 3) .npy per clip), one item per frame.
+    """Face crops (uint8 (N, S, S, 3) per clip, as mmdf.prepare.store keeps them), one item per frame.
 
     ``frames`` caps the frames used per clip (evenly spaced) - training on
     every crop of a long clip adds little but time.
@@ -148,16 +149,16 @@ class FaceDataset:
         import torch  # deferred: this module loads with every config, torch only to make items
 
         c = int(self.item_clip[i])
-        faces = np.load(self.files[c], mmap_mode="r")
-        if self.item_frame[i] >= len(faces):
-            raise MmdfError(f"{self.files[c]} holds {len(faces)} face crops, fewer than the manifest's "
-                            "frames_with_face; the cache is inconsistent: re-run `mmdf prepare --force`")
-        crop = faces[self.item_frame[i]]
+        try:
+            crop = load_crops(self.files[c], [self.item_frame[i]])[0]
+        except IndexError as exc:
+            raise MmdfError(f"{exc}, fewer than the manifest's frames_with_face; the cache is inconsistent: "
+                            "re-run `mmdf prepare --force`") from None
         if self.center_crop < 1:
             s = crop.shape[0]
             lo = int(round(s * (1 - self.center_crop) / 2))
             crop = crop[lo:s - lo, lo:s - lo]
-        crop = np.array(crop)  # copy out of the memory map (writable, contiguous)
+        crop = np.ascontiguousarray(crop)
         x = torch.from_numpy(crop).permute(2, 0, 1)
         x = to_float(self.transform(x), self.mean, self.std)
         return x, torch.tensor(self.targets[c]), c
