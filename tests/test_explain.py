@@ -201,3 +201,16 @@ def test_the_page_renders_in_a_real_browser(explained, tmp_path):
     index = subprocess.run([*cmd, "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True,
                            timeout=120).stdout
     assert index.count("<tr>") == 4  # a header and three clips, after the sorter ran
+
+
+def test_segment_auc_goes_into_the_run_report_once(tmp_path):
+    from mmdf.predict.explainer import SEGMENT_SECTION, report_segment_auc
+
+    assert report_segment_auc(tmp_path, "val", tmp_path / "explain" / "val", pd.DataFrame()) is None  # no report
+    (tmp_path / "report.md").write_text("# Run report\n\n## Stacking\n\ntable\n\n## Configs used\n\nyaml\n")
+    auc = pd.DataFrame({"modality": ["audio", "sync"], "parts": [10, 12], "auc": [0.91, 0.97]})
+    for _ in range(2):  # explaining the split again replaces the section
+        report_segment_auc(tmp_path, "val", tmp_path / "explain" / "val", auc)
+    text = (tmp_path / "report.md").read_text()
+    assert text.count(SEGMENT_SECTION) == 1 and "0.9700" in text and "explain/val/index.html" in text
+    assert text.index(SEGMENT_SECTION) < text.index("## Configs used") and "## Stacking" in text

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from mmdf.data.labels import load_split
 from mmdf.errors import MmdfError
+from mmdf.predict.explainer import report_segment_auc
 from mmdf.predict.segments import SEGMENT_LABELS
 
 HELP = "explain a trained run's scores: a page per clip (verdict, branches, timeline, faces) and segments.csv"
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"explained {int(scores['prob'].notna().sum())} of {len(scores)} clip(s) -> {out / 'index.html'}")
     if (out / "segment_auc.csv").is_file():
         print((out / "segment_auc.csv").read_text(encoding="utf-8").rstrip())
+        if args.split:
+            report = report_segment_auc(args.run, args.split, out, pd.read_csv(out / "segment_auc.csv"))
+            print(f"segment-level AUC added to {report}" if report else "no report.md in the run to add it to")
     return 0
 
 

@@ -12,14 +12,17 @@ per modality (``segment_auc.csv`` and the index).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from mmdf.figures import markdown_table
 from mmdf.files import atomic_write
 from mmdf.predict.page import clip_page, index_page
 from mmdf.predict.segments import SEGMENT_COLUMNS, part_thresholds, read_segment_labels, segment_auc, segment_rows
+from mmdf.stack.report import insert_section
 from mmdf.train.branches import get_branch
 
 log = logging.getLogger(__name__)
@@ -93,3 +96,31 @@ class ExplainWriter:
             with atomic_write(self.dir / "index.html") as tmp:
                 tmp.write_text(index_page(pd.DataFrame(self.index), auc, note), encoding="utf-8")
         return auc
+
+
+SEGMENT_SECTION = "## Segment-level AUC"
+
+
+def report_segment_auc(run_dir: str | Path, split: str, out_dir: Path, auc: pd.DataFrame) -> Path | None:
+    """The segment-level AUC per modality of ``mmdf explain --split`` as a section of the run's ``report.md``.
+
+    A section of an earlier explain is replaced, not repeated; ``mmdf stack``
+    rewrites the report, after which explaining the split again restores it.
+    None where the run has no report.
+    """
+    report = Path(run_dir) / "report.md"
+    if not report.is_file():
+        return None
+    text = report.read_text(encoding="utf-8")
+    start = text.find(SEGMENT_SECTION)
+    if start >= 0:  # drop the earlier section, up to the next heading of its level
+        end = text.find("\n## ", start + len(SEGMENT_SECTION))
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    index = os.path.relpath(Path(out_dir).absolute() / "index.html", report.parent.absolute())
+    lines = [f"{SEGMENT_SECTION} ({split}, `mmdf explain --split {split}`)", "",
+             "Each part of a clip in time (a face crop, a sync window, a column of the audio CNN's map) scored "
+             f"on its own against the data root's segment labels; the pages: [{index}]({index}).", "",
+             markdown_table(auc), ""]
+    with atomic_write(report) as tmp:
+        tmp.write_text(text)
+    return insert_section(report, lines)

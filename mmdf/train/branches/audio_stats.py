@@ -14,10 +14,10 @@ from mmdf.train.branches.statistics import StatsBranch, StatsBranchConfig
 class AudioStatsConfig(StatsBranchConfig):
     """One logistic regression per feature group, weighed by the folds (:mod:`mmdf.stats.groups`).
 
-    Not chosen among candidates by nested CV: on the two real audio sets with
-    unseen speakers and generators in val, the in-distribution folds chose a
-    logistic regression on every feature (tts_speech val AUC 0.82) over the
-    groups (0.88; voice_conversion 0.995 and 0.98), see docs/generalisation.md.
+    Not chosen among candidates by nested CV: on the real tts_speech set (unseen
+    speakers and systems in val) the in-distribution folds chose one logistic
+    regression on every feature, val AUC 0.824, over the groups, 0.884
+    (voice_conversion: 0.995 and 0.981); see docs/generalisation.md.
     """
 
     candidates: list[str] = field(default_factory=lambda: ["groups"])
