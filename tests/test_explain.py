@@ -138,6 +138,7 @@ def test_the_demo_settings_find_the_faces_of_1080p_footage(tmp_path):
     from mmdf.run_config import load_config
     from mmdf.prepare import runner
     from mmdf.prepare.cache import cache_root
+    from mmdf.prepare.store import load_crops
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo" / "data.yaml",
                       [f"data.cache_dir={tmp_path}", "prepare.isolate=false", "prepare.progress=false"])
@@ -146,7 +147,7 @@ def test_the_demo_settings_find_the_faces_of_1080p_footage(tmp_path):
     assert rows["visual_status"].tolist() == ["ok", "ok"] and rows["sync_status"].tolist() == ["ok", "ok"]
     assert (rows["frames_with_face"] >= 5).all()
     file = Path(rows["faces_file"].iloc[1])
-    crops = np.load(file if file.is_absolute() else cache_root(cfg) / file)
+    crops = load_crops(file if file.is_absolute() else cache_root(cfg) / file)
     assert crops.shape[1:] == (128, 128, 3)  # the run's crop size
 
 

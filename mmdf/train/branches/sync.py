@@ -155,8 +155,8 @@ class SyncBranch(TorchBranch):
         window, as the clip is; the curve: how the mouth's opening correlates with the voice's loudness
         when the voice is moved by each lag (a real talking face peaks near 0)."""
         section = self.section(trained.cfg.train)
-        with np.load(row[self.file_col], allow_pickle=False) as z:
-            times, fps, mouth, envelope = z["times"], float(z["fps"]), z["mouth"], z["envelope"]
+        z = read_sync(row[self.file_col])  # the mouth crops decoded, whichever way the cache stores them
+        times, fps, mouth, envelope = z["times"], float(z["fps"]), z["mouth"], z["envelope"]
         n = section.window
         if len(times) < n:
             return None

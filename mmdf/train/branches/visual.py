@@ -190,7 +190,7 @@ class VisualBranch(TorchBranch):
         faces, times, frame_s = timed_faces(row["path"], trained.cfg.prepare.faces, clip_span(row))
         if not len(times):
             return None
-        cached = np.load(row[self.file_col])
+        cached = load_crops(row[self.file_col])
         crops = cached if len(cached) == len(times) else faces.crops
         section = self.section(trained.cfg.train)
         with tempfile.TemporaryDirectory() as tmp:
