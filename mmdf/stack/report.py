@@ -96,9 +96,13 @@ def plot_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], path: P
     return save_figure(fig, path)
 
 
+# the shift's intervals: in the report's shift section, not in the methods table
+INTERVAL_COLUMNS = ["oof_low", "oof_high", "difference_low", "difference_high", "shifted"]
+
+
 def metrics_table(metrics: dict) -> str:
     """The methods table of a ``stack/metrics.json`` as text, the chosen method marked."""
-    table = pd.DataFrame(metrics["methods"]).astype({"method": str})
+    table = pd.DataFrame(metrics["methods"]).astype({"method": str}).drop(columns=INTERVAL_COLUMNS, errors="ignore")
     table["method"] = [m + (" *" if m == metrics.get("chosen") else "") for m in table["method"]]
     return markdown_table(table) + f"\n* = submitted ({metrics.get('selection', '')})"
 
@@ -177,8 +181,7 @@ def write_report(
         "scores with the branches' own folds; val: the mean of those fold models "
         "applied to val (val labels are used for this table only).",
         "",
-        markdown_table(table.drop(columns=["oof_low", "oof_high", "difference_low", "difference_high", "shifted"],
-                                  errors="ignore")),
+        markdown_table(table.drop(columns=INTERVAL_COLUMNS, errors="ignore")),
         "",
         f"**Submission method: `{chosen}`** ({selection}).",
         "",
