@@ -95,8 +95,8 @@ def choose_method(table: pd.DataFrame, folds: dict[str, list[float]]) -> tuple[s
     chosen, best, margin = simplest_within_noise({m: folds[m] for m in order})
     mean = {m: float(np.nanmean(folds[m])) for m in order}
     if chosen == best:
-        why = (f"best mean stacked-OOF AUC over the folds ({mean[best]:.4f}), by more than one standard "
-               f"error ({margin:.4f}) over every simpler method")
+        why = (f"best mean stacked-OOF AUC over the folds ({mean[best]:.4f}); no simpler method within one "
+               f"standard error ({margin:.4f}) of it")
     else:
         why = (f"the simplest method within one standard error ({margin:.4f}) of the best mean stacked-OOF "
                f"AUC over the folds ({best}: {mean[best]:.4f}; {chosen}: {mean[chosen]:.4f}); simpler methods "

@@ -34,11 +34,12 @@ def fit_groups(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> dict[s
     if not groups:
         raise ValueError("the groups candidate needs feature groups (settings['groups'] is empty)")
     states, oof = [], np.zeros((len(y), len(groups)))
+    splits = list(inner_splitter(y, settings).split(X, y))  # the same inner folds for every group
     for g, (name, cols) in enumerate(groups):
         part = X[:, cols]
         states.append({"name": name, "columns": list(cols), "model": fit_logistic(part, y, settings)})
         fixed = {**settings, "c_grid": [states[-1]["model"]["C"]]}  # held-out logits at the chosen C
-        for fit_rows, held in inner_splitter(y, settings).split(part, y):
+        for fit_rows, held in splits:
             oof[held, g] = logistic_logit(fit_logistic(part[fit_rows], y[fit_rows], fixed), part[held])
     weights, intercept = nonnegative_logistic(oof, y)
     return {"kind": "groups", "groups": states, "weights": weights.tolist(), "intercept": intercept}
